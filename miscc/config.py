@@ -1,0 +1,241 @@
+"""Configuration: every key, its default and a one-line doc, in one table.
+
+Precedence is defaults < YAML file (``cfg_from_file``) < command line (``cfg_from_list``, the
+``--opts KEY VALUE`` pairs). The global ``cfg`` EasyDict is what the original code reads, so it stays
+the public object; ``SPEC`` is the single source of truth from which both ``cfg`` and the key
+documentation (``python -m miscc.config`` prints it as Markdown) are built.
+
+Type rules follow the original (a YAML value must have the default's type) with two deliberate
+relaxations that cannot change meaning: an int is accepted where a float is expected, and the error
+names the file, the key and the fix instead of a bare ``KeyError``.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from typing import Any, Iterable, NamedTuple, Optional, Sequence
+
+import yaml
+from easydict import EasyDict
+
+from miscc.errors import SSAGANError
+
+
+class Key(NamedTuple):
+    name: str  # dotted path, e.g. "TRAIN.BATCH_SIZE"
+    default: Any
+    doc: str
+    choices: Optional[tuple] = None
+
+
+# Defaults are the original miscc/config.py values unless the doc says otherwise. Keys the released
+# SSA-GAN code never reads are kept (marked "inert") so that users' original YAML files still load.
+SPEC: tuple[Key, ...] = (
+    Key("DATASET_NAME", "birds", "Dataset family; `birds` enables the CUB bounding-box crop.", ("birds", "coco")),
+    Key("CONFIG_NAME", "", "Run name; outputs go to `OUTPUT_DIR/<CONFIG_NAME>/`."),
+    Key("DATA_DIR", "", "Dataset root in the AttnGAN layout (see data/README.md)."),
+    Key("OUTPUT_DIR", "output", "Parent folder of all run folders (new; the original wrote to `tmp/`)."),
+    Key("GPU_ID", 0, "CUDA device index; `--gpu -1` on the command line forces the CPU."),
+    Key("CUDA", True, "Use CUDA when available; False forces the CPU."),
+    Key("WORKERS", 6, "DataLoader worker processes."),
+    Key("SEED", 100, "Seed of python/numpy/torch RNGs (the original's `--manualSeed` default)."),
+    Key("RNN_TYPE", "LSTM", "Recurrent cell of the DAMSM text encoder.", ("LSTM", "GRU")),
+    Key("B_VALIDATION", False, "True: sample the test captions instead of training "
+        "(the original YAMLs shipped True)."),
+    Key("RESTORE", False, "Resume: from the run's `latest.pth` if present, else from TRAIN.NET_G."),
+    Key("USE_SN", False, "Inert in the released code (D has no spectral norm); kept for old YAMLs."),
+    Key("loss", "hinge", "GAN loss; only the hinge loss of the released code exists.", ("hinge",)),
+
+    Key("TREE.BRANCH_NUM", 3, "Inert (AttnGAN multi-branch); SSA-GAN uses one branch."),
+    Key("TREE.BASE_SIZE", 64, "Image size trained on: 256 released, 64/128 for cheap runs, 299 for DAMSM."),
+
+    Key("TRAIN.BATCH_SIZE", 64, "Batch size per process (global batch = this x world size under DDP)."),
+    Key("TRAIN.MAX_EPOCH", 600, "Last epoch (epochs are 1-based for the GAN, 0-based for DAMSM pretraining)."),
+    Key("TRAIN.SNAPSHOT_INTERVAL", 2000, "DAMSM pretraining: save encoders when epoch % this == 0."),
+    Key("TRAIN.DISCRIMINATOR_LR", 0.0004, "Adam lr of D (the released main.py hard-codes 4e-4; the "
+        "original default 2e-4 was never read)."),
+    Key("TRAIN.GENERATOR_LR", 0.0001, "Adam lr of G (released value 1e-4; the original key was inert)."),
+    Key("TRAIN.ENCODER_LR", 0.0002, "Initial Adam lr of DAMSM pretraining (bird/coco DAMSM YAMLs set 0.002)."),
+    Key("TRAIN.FINETUNE_ENCODER_LR", 0.00004, "Adam lr of the encoders in main_finetune.py (released 4e-5)."),
+    Key("TRAIN.RNN_GRAD_CLIP", 0.25, "DAMSM pretraining: grad-norm clip of the text encoder."),
+    Key("TRAIN.FLAG", True, "Training (True) vs evaluation run; False also forces the seed to 100 and nef 256."),
+    Key("TRAIN.NET_E", "", "DAMSM pretraining: text-encoder checkpoint to resume from."),
+    Key("TRAIN.NET_G", "", "Generator checkpoint (`netG_<epoch>.pth`) to sample from or resume from."),
+    Key("TRAIN.B_NET_D", True, "Inert; kept for old YAMLs."),
+    Key("TRAIN.NF", 32, "Channel width ngf = ndf (released models: 64)."),
+    Key("TRAIN.SMOOTH.GAMMA1", 5.0, "DAMSM attention sharpness over regions (4.0 when pretraining DAMSM)."),
+    Key("TRAIN.SMOOTH.GAMMA2", 5.0, "DAMSM word-to-image aggregation sharpness."),
+    Key("TRAIN.SMOOTH.GAMMA3", 10.0, "DAMSM similarity scale before the softmax."),
+    Key("TRAIN.SMOOTH.LAMBDA", 1.0, "Weight of the DAMSM word+sentence terms inside DAMSM_loss."),
+    Key("TRAIN.WARMUP_EPOCHS", 200, "No GAN checkpoint is written before this epoch."),
+    Key("TRAIN.GSAVE_INTERVAL", 10, "Write netG_<epoch>.pth every this many epochs."),
+    Key("TRAIN.DSAVE_INTERVAL", 10, "Write netD_<epoch>.pth every this many epochs."),
+
+    Key("GAN.DF_DIM", 64, "Inert; kept for old YAMLs (D width is TRAIN.NF)."),
+    Key("GAN.GF_DIM", 128, "Inert; kept for old YAMLs (G width is TRAIN.NF)."),
+    Key("GAN.Z_DIM", 100, "Noise size; the released NetG hard-codes 100."),
+    Key("GAN.CONDITION_DIM", 100, "Inert; kept for old YAMLs."),
+    Key("GAN.R_NUM", 2, "Inert; kept for old YAMLs."),
+    Key("GAN.B_ATTENTION", True, "Inert; kept for old YAMLs."),
+    Key("GAN.B_DCGAN", True, "Inert; kept for old YAMLs."),
+
+    Key("TEXT.CAPTIONS_PER_IMAGE", 10, "Captions per image in the dataset (CUB 10, COCO 5)."),
+    Key("TEXT.EMBEDDING_DIM", 256, "DAMSM word/sentence embedding size (bidirectional: 2 x 128)."),
+    Key("TEXT.WORDS_NUM", 18, "Caption length cap; longer captions keep a random ordered subset."),
+    Key("TEXT.DAMSM_NAME", "../DAMSMencoders/coco/text_encoder200.pth",
+        "DAMSM text-encoder checkpoint; the image encoder is the same path with "
+        "`text_encoder` -> `image_encoder`."),
+)
+
+_SPEC_BY_NAME = {k.name: k for k in SPEC}
+
+
+def _build_defaults() -> EasyDict:
+    root: dict = {}
+    for key in SPEC:
+        node = root
+        *parents, leaf = key.name.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = copy.deepcopy(key.default)
+    return EasyDict(root)
+
+
+cfg = _build_defaults()
+
+
+def reset_cfg() -> EasyDict:
+    """Restore every key of the global ``cfg`` to its default (in place, so imports stay valid)."""
+    fresh = _build_defaults()
+    for k in list(cfg.keys()):
+        del cfg[k]
+    cfg.update(fresh)
+    return cfg
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Check ``value`` against the spec of ``name``; return it in the default's type or raise."""
+    key = _SPEC_BY_NAME[name]
+    expected = type(key.default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        hint = ""
+        if expected is float and isinstance(value, str):
+            hint = " (YAML reads 2e-4 as text: write 0.0002)"
+        raise SSAGANError(
+            f"{source}: config key {name} must be {expected.__name__}, got {_type_name(value)} "
+            f"{value!r}{hint}. Default: {key.default!r}.")
+    if key.choices is not None and value not in key.choices:
+        raise SSAGANError(
+            f"{source}: config key {name} = {value!r} is not one of {list(key.choices)}.")
+    return value
+
+
+def _valid_children(prefix: str) -> list[str]:
+    depth = prefix.count(".") + 1 if prefix else 0
+    names = {k.name.split(".")[depth] for k in SPEC
+             if k.name.startswith(prefix + ".") or not prefix}
+    return sorted(names)
+
+
+def _merge(node: dict, into: EasyDict, prefix: str, source: str) -> None:
+    if not isinstance(node, dict):
+        raise SSAGANError(f"{source}: {prefix or 'the file'} must be a mapping of keys, got {node!r}.")
+    for k, v in node.items():
+        name = f"{prefix}.{k}" if prefix else str(k)
+        if k not in into:
+            raise SSAGANError(
+                f"{source}: {name} is not a valid config key. Valid keys"
+                f"{' under ' + prefix if prefix else ''}: {', '.join(_valid_children(prefix))}. "
+                f"See docs/CONFIG.md.")
+        if isinstance(into[k], dict):
+            _merge(v, into[k], name, source)
+        else:
+            into[k] = _coerce(name, v, source)
+
+
+def cfg_from_file(path: str | os.PathLike) -> EasyDict:
+    """Merge a YAML file into the global ``cfg`` (unknown keys and wrong types are errors)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise SSAGANError(f"config file {path} does not exist; pick one under cfg/ (e.g. cfg/bird.yml).")
+    with open(path) as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise SSAGANError(f"{path}: not valid YAML: {e}") from e
+    _merge(data, cfg, "", path)
+    return cfg
+
+
+def cfg_from_list(opts: Sequence[str]) -> EasyDict:
+    """Apply ``KEY VALUE`` pairs from the command line, e.g. ``["TRAIN.BATCH_SIZE", "8"]``.
+
+    Values are parsed as YAML scalars (``8`` -> int, ``True`` -> bool, ``1e-4`` is accepted as float
+    here because a float key makes the intent unambiguous).
+    """
+    if len(opts) % 2:
+        raise SSAGANError(f"--opts takes KEY VALUE pairs, got an odd number of items: {list(opts)}")
+    for name, raw in zip(opts[0::2], opts[1::2]):
+        if name not in _SPEC_BY_NAME:
+            close = [k.name for k in SPEC if k.name.split(".")[-1] == name.split(".")[-1]]
+            hint = f" Did you mean {close[0]}?" if close else " See docs/CONFIG.md for all keys."
+            raise SSAGANError(f"--opts: {name} is not a valid config key.{hint}")
+        value = yaml.safe_load(raw) if raw != "" else ""
+        if isinstance(_SPEC_BY_NAME[name].default, float) and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(_SPEC_BY_NAME[name].default, str) and value is None:
+            value = ""
+        elif isinstance(_SPEC_BY_NAME[name].default, str) and not isinstance(value, str):
+            value = raw  # a path like 123 or a name like True meant as text
+        node = cfg
+        *parents, leaf = name.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = _coerce(name, value, "--opts")
+    return cfg
+
+
+def cfg_to_dict(c: Optional[EasyDict] = None) -> dict:
+    """Plain nested dict (for YAML dumps and checkpoints)."""
+    def plain(x):
+        return {k: plain(v) for k, v in x.items()} if isinstance(x, dict) else x
+    return plain(cfg if c is None else c)
+
+
+def save_cfg(path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML (loadable again with ``cfg_from_file``)."""
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg_to_dict(), f, sort_keys=False)
+
+
+DOC_HEADER = """# Configuration keys
+
+Generated from `miscc/config.py` by `python -m miscc.config > docs/CONFIG.md` (a test keeps the two in
+sync). Precedence: defaults < YAML (`--cfg FILE`) < command line (`--opts KEY VALUE ...`). Unknown keys
+and wrong types are errors; an int is accepted for a float key. Keys marked *inert* are never read by
+the released code and are kept so that the original YAML files load.
+
+"""
+
+
+def config_doc_markdown(keys: Iterable[Key] = SPEC) -> str:
+    """The key reference as Markdown (docs/CONFIG.md is generated from this)."""
+    lines = [DOC_HEADER + "| key | default | meaning |", "|---|---|---|"]
+    for k in keys:
+        choices = f" One of: {', '.join(map(str, k.choices))}." if k.choices else ""
+        lines.append(f"| `{k.name}` | `{k.default!r}` | {k.doc}{choices} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(config_doc_markdown())

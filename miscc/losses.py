@@ -1,0 +1,156 @@
+"""Losses: DAMSM word/sentence matching (AttnGAN), the hinge GAN terms and MA-GP.
+
+Pure functions, no optimiser steps. The DAMSM functions keep the original signatures and read the
+smoothing constants from ``cfg.TRAIN.SMOOTH`` at call time (as the original did) unless given.
+``words_loss`` is vectorised over the batch; ``tests/test_losses.py`` pins it to a per-sample loop
+written the way the original computes it.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from miscc.config import cfg
+
+ClassIds = Optional[Union[np.ndarray, torch.Tensor, Sequence[int]]]
+
+
+def cosine_similarity(x1: torch.Tensor, x2: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    """sum(x1*x2) / max(|x1||x2|, eps) along ``dim``, squeezed (the original's definition)."""
+    w12 = torch.sum(x1 * x2, dim)
+    w1 = torch.norm(x1, 2, dim)
+    w2 = torch.norm(x2, 2, dim)
+    return (w12 / (w1 * w2).clamp(min=eps)).squeeze()
+
+
+def func_attention(query: torch.Tensor, context: torch.Tensor, gamma1: float):
+    """Word-to-region attention. query B x D x T, context B x D x H x W.
+
+    Returns the attended context (B x D x T) and the attention (B x T x H x W). The softmax runs
+    first over words for each region, then (sharpened by gamma1) over regions for each word.
+    """
+    batch, _, ih, iw = context.shape
+    context = context.reshape(batch, -1, ih * iw)
+    attn = torch.bmm(context.transpose(1, 2), query)  # B x N x T
+    attn = F.softmax(attn, dim=2)
+    attn = F.softmax(attn.transpose(1, 2) * gamma1, dim=2)  # B x T x N
+    weighted = torch.bmm(context, attn.transpose(1, 2))  # B x D x T
+    return weighted, attn.reshape(batch, -1, ih, iw)
+
+
+def _same_class_mask(class_ids: ClassIds, device: torch.device) -> Optional[torch.Tensor]:
+    """mask[i, j] = class_i == class_j and i != j: other captions of the same class are not negatives."""
+    if class_ids is None:
+        return None
+    ids = torch.as_tensor(np.asarray(class_ids), dtype=torch.int64, device=device)
+    mask = ids[:, None] == ids[None, :]
+    return mask & ~torch.eye(len(ids), dtype=torch.bool, device=device)
+
+
+def _smooth(name: str, value: Optional[float]) -> float:
+    return float(cfg.TRAIN.SMOOTH[name]) if value is None else float(value)
+
+
+def words_loss(img_features: torch.Tensor, words_emb: torch.Tensor, labels: Optional[torch.Tensor],
+               cap_lens: torch.Tensor, class_ids: ClassIds, batch_size: int,
+               gamma1: Optional[float] = None, gamma2: Optional[float] = None,
+               gamma3: Optional[float] = None):
+    """Word-level DAMSM loss between B images (B x D x H x W) and B captions (B x D x T).
+
+    S[j, i] = ln sum_t exp(gamma2 * cos(word_it, c_ijt)) where c_ijt is image j's regions attended by
+    word t of caption i (no 1/gamma2 power: the released code, not the paper). Returns
+    (CE over images, CE over captions, att_maps) with att_maps[i] of shape 1 x L_i x H x W; the losses
+    are None when ``labels`` is None.
+    """
+    g1, g2, g3 = _smooth("GAMMA1", gamma1), _smooth("GAMMA2", gamma2), _smooth("GAMMA3", gamma3)
+    b, d, ih, iw = img_features.shape
+    t = words_emb.size(2)
+    lens = torch.as_tensor(cap_lens, device=words_emb.device).long()
+    context = img_features.reshape(b, d, ih * iw)  # [j, d, n]
+    valid = torch.arange(t, device=words_emb.device)[None, :] < lens[:, None]  # [i, t]
+
+    # All (image j, caption i) pairs at once: softmax over caption i's own words, then over regions.
+    scores = torch.einsum("jdn,idt->jint", context, words_emb)
+    scores = scores.masked_fill(~valid[None, :, None, :], float("-inf"))
+    attn = F.softmax(scores, dim=3)
+    attn = F.softmax(attn * g1, dim=2)  # [j, i, n, t]
+    weighted = torch.einsum("jdn,jint->jidt", context, attn)  # [j, i, d, t]
+
+    row_sim = cosine_similarity(words_emb[None], weighted, dim=2)  # [j, i, t]
+    row_sim = torch.exp(row_sim * g2) * valid[None]
+    similarities = torch.log(row_sim.sum(dim=2)) * g3  # [image j, caption i]
+
+    mask = _same_class_mask(class_ids, similarities.device)
+    if mask is not None:
+        similarities = similarities.masked_fill(mask, float("-inf"))
+
+    diag = torch.arange(b, device=attn.device)
+    own = attn[diag, diag].transpose(1, 2)  # [i, t, n]: caption i over its own image i
+    att_maps = [own[i, : int(lens[i])].reshape(1, -1, ih, iw) for i in range(b)]
+    if labels is None:
+        return None, None, att_maps
+    return F.cross_entropy(similarities, labels), F.cross_entropy(similarities.t(), labels), att_maps
+
+
+def sent_loss(cnn_code: torch.Tensor, rnn_code: torch.Tensor, labels: Optional[torch.Tensor],
+              class_ids: ClassIds, batch_size: int, eps: float = 1e-8,
+              gamma3: Optional[float] = None):
+    """Sentence-level DAMSM loss: CE over gamma3 * cosine(image code i, sentence code j)."""
+    g3 = _smooth("GAMMA3", gamma3)
+    scores = cnn_code @ rnn_code.t()
+    norms = cnn_code.norm(2, dim=1, keepdim=True) @ rnn_code.norm(2, dim=1, keepdim=True).t()
+    scores = scores / norms.clamp(min=eps) * g3
+    mask = _same_class_mask(class_ids, scores.device)
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf"))
+    if labels is None:
+        return None, None
+    return F.cross_entropy(scores, labels), F.cross_entropy(scores.t(), labels)
+
+
+def DAMSM_loss(image_encoder: torch.nn.Module, imgs: torch.Tensor, real_labels: torch.Tensor,
+               words_embs: torch.Tensor, sent_emb: torch.Tensor, match_labels: torch.Tensor,
+               cap_lens: torch.Tensor, class_ids: ClassIds, lambda_: Optional[float] = None) -> torch.Tensor:
+    """LAMBDA * (word terms) + LAMBDA * (sentence terms) of images encoded by ``image_encoder``."""
+    lam = _smooth("LAMBDA", lambda_)
+    batch_size = real_labels.size(0)
+    region_features, cnn_code = image_encoder(imgs)
+    w0, w1, _ = words_loss(region_features, words_embs, match_labels, cap_lens, class_ids, batch_size)
+    s0, s1 = sent_loss(cnn_code, sent_emb, match_labels, class_ids, batch_size)
+    return (w0 + w1) * lam + (s0 + s1) * lam
+
+
+# --- hinge GAN terms (one-way discriminator) ---------------------------------------------------
+
+def d_hinge_real(logits: torch.Tensor) -> torch.Tensor:
+    """Matched real pairs should score >= 1."""
+    return F.relu(1.0 - logits).mean()
+
+
+def d_hinge_fake(logits: torch.Tensor) -> torch.Tensor:
+    """Fake images and mismatched (real image, wrong sentence) pairs should score <= -1."""
+    return F.relu(1.0 + logits).mean()
+
+
+def g_hinge(logits: torch.Tensor) -> torch.Tensor:
+    return -logits.mean()
+
+
+def ma_gp(logits_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], real_imgs: torch.Tensor,
+          sent_emb: torch.Tensor, k: float = 2.0, p: float = 6.0) -> torch.Tensor:
+    """Matching-aware zero-centred gradient penalty on real matched pairs.
+
+    k * mean_i ||(d logit / d image_i, d logit / d sent_i)||_2 ** p, with ``logits_fn(img, sent)`` the
+    full conditional discriminator. The graph is kept (create_graph) so the penalty trains D.
+    """
+    imgs = real_imgs.detach().requires_grad_(True)
+    sent = sent_emb.detach().requires_grad_(True)
+    out = logits_fn(imgs, sent)
+    g_img, g_sent = torch.autograd.grad(out, (imgs, sent), grad_outputs=torch.ones_like(out),
+                                        retain_graph=True, create_graph=True)
+    grad = torch.cat((g_img.reshape(g_img.size(0), -1), g_sent.reshape(g_sent.size(0), -1)), dim=1)
+    norm = torch.sqrt(torch.sum(grad ** 2, dim=1))
+    return k * torch.mean(norm ** p)

@@ -1,0 +1,126 @@
+"""Config: defaults, YAML merge rules, CLI overrides and the errors users see."""
+import pytest
+import yaml
+
+from miscc.config import SPEC, cfg, cfg_from_file, cfg_from_list, config_doc_markdown, reset_cfg, save_cfg
+from miscc.errors import SSAGANError
+
+
+def write(tmp_path, text, name="c.yml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_every_key_has_a_doc_and_a_default_in_cfg():
+    for key in SPEC:
+        assert key.doc.strip(), key.name
+        node = cfg
+        for part in key.name.split("."):
+            node = node[part]
+        assert node == key.default
+
+
+def test_original_style_yaml_with_inert_keys_still_loads(tmp_path):
+    path = write(tmp_path, """
+CONFIG_NAME: 'bird_sloss01'
+DATASET_NAME: 'birds'
+DATA_DIR: 'data/birds'
+GPU_ID: 0
+WORKERS: 1
+B_VALIDATION: True
+loss: 'hinge'
+TREE:
+  BRANCH_NUM: 1
+  BASE_SIZE: 256
+TRAIN:
+  NF: 64
+  BATCH_SIZE: 24
+  MAX_EPOCH: 600
+  NET_G: ''
+  WARMUP_EPOCHS: 100
+  GSAVE_INTERVAL: 10
+  DSAVE_INTERVAL: 10
+TEXT:
+  EMBEDDING_DIM: 256
+  CAPTIONS_PER_IMAGE: 10
+  DAMSM_NAME: 'DAMSMencoders/bird/text_encoder200.pth'
+""")
+    cfg_from_file(path)
+    assert cfg.TRAIN.NF == 64 and cfg.TREE.BASE_SIZE == 256 and cfg.B_VALIDATION is True
+    assert cfg.TRAIN.SMOOTH.GAMMA1 == 5.0  # untouched nested defaults survive a partial section
+
+
+def test_unknown_key_names_the_file_the_key_and_the_valid_keys(tmp_path):
+    path = write(tmp_path, "TRAIN:\n  BATCHSIZE: 8\n")
+    with pytest.raises(SSAGANError) as err:
+        cfg_from_file(path)
+    msg = str(err.value)
+    assert str(path) in msg and "TRAIN.BATCHSIZE" in msg and "BATCH_SIZE" in msg
+
+
+def test_wrong_type_is_rejected_with_the_expected_type(tmp_path):
+    with pytest.raises(SSAGANError, match=r"TRAIN.BATCH_SIZE must be int, got str"):
+        cfg_from_file(write(tmp_path, "TRAIN:\n  BATCH_SIZE: eight\n"))
+    with pytest.raises(SSAGANError, match="write 0.0002"):
+        cfg_from_file(write(tmp_path, "TRAIN:\n  GENERATOR_LR: 2e-4\n"))
+
+
+def test_int_is_accepted_for_a_float_key(tmp_path):
+    cfg_from_file(write(tmp_path, "TRAIN:\n  SMOOTH:\n    GAMMA1: 4\n"))
+    assert cfg.TRAIN.SMOOTH.GAMMA1 == 4.0 and isinstance(cfg.TRAIN.SMOOTH.GAMMA1, float)
+
+
+def test_choices_are_listed(tmp_path):
+    with pytest.raises(SSAGANError, match=r"\['LSTM', 'GRU'\]"):
+        cfg_from_file(write(tmp_path, "RNN_TYPE: 'RNN'\n"))
+
+
+def test_section_given_as_a_scalar_is_an_error(tmp_path):
+    with pytest.raises(SSAGANError, match="TRAIN must be a mapping"):
+        cfg_from_file(write(tmp_path, "TRAIN: 3\n"))
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SSAGANError, match="does not exist"):
+        cfg_from_file(tmp_path / "nope.yml")
+
+
+def test_cli_overrides_beat_the_file(tmp_path):
+    cfg_from_file(write(tmp_path, "TRAIN:\n  BATCH_SIZE: 24\nB_VALIDATION: False\n"))
+    cfg_from_list(["TRAIN.BATCH_SIZE", "8", "B_VALIDATION", "True", "TRAIN.GENERATOR_LR", "1e-4",
+                   "TRAIN.NET_G", "models/netG_100.pth", "CONFIG_NAME", "123"])
+    assert cfg.TRAIN.BATCH_SIZE == 8 and cfg.B_VALIDATION is True
+    assert cfg.TRAIN.GENERATOR_LR == pytest.approx(1e-4) and cfg.TRAIN.NET_G == "models/netG_100.pth"
+    assert cfg.CONFIG_NAME == "123"
+
+
+def test_cli_errors():
+    with pytest.raises(SSAGANError, match="Did you mean TRAIN.BATCH_SIZE"):
+        cfg_from_list(["BATCH_SIZE", "8"])
+    with pytest.raises(SSAGANError, match="pairs"):
+        cfg_from_list(["TRAIN.NF"])
+    with pytest.raises(SSAGANError, match="TRAIN.NF must be int"):
+        cfg_from_list(["TRAIN.NF", "big"])
+
+
+def test_saved_config_loads_back_identically(tmp_path):
+    cfg_from_list(["TRAIN.NF", "16", "DATA_DIR", "data/x"])
+    save_cfg(tmp_path / "config.yaml")
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    reset_cfg()
+    assert cfg.TRAIN.NF == 32
+    cfg_from_file(tmp_path / "config.yaml")
+    assert cfg.TRAIN.NF == 16 and cfg.DATA_DIR == "data/x" and saved["TRAIN"]["NF"] == 16
+
+
+def test_docs_table_lists_every_key():
+    table = config_doc_markdown()
+    for key in SPEC:
+        assert f"`{key.name}`" in table
+
+
+def test_docs_config_md_is_up_to_date():
+    from pathlib import Path
+    doc = Path(__file__).resolve().parents[1] / "docs" / "CONFIG.md"
+    assert doc.read_text() == config_doc_markdown(), "run: python -m miscc.config > docs/CONFIG.md"
