@@ -1,11 +1,32 @@
-"""Shared fixtures: every test starts from the default config."""
+"""Shared fixtures: a config reset around every test and one tiny synthetic bird set per session."""
+from __future__ import annotations
+
+from pathlib import Path
+
 import pytest
 
 from miscc.config import reset_cfg
+from tools.make_birds import make_birds
+
+# 4 species x 6 images at 64x48: 3 train classes (18 images) and 1 test class (6 images).
+TINY_BIRDS = {"classes": 4, "per_class": 6, "seed": 0, "size": (64, 48)}
 
 
 @pytest.fixture(autouse=True)
-def _default_config():
+def _fresh_cfg():
+    """Every test starts from the default config, so a test that edits ``cfg`` cannot leak."""
     reset_cfg()
     yield
     reset_cfg()
+
+
+@pytest.fixture(scope="session")
+def synthetic_birds(tmp_path_factory) -> Path:
+    """Path of a tiny synthetic CUB-layout set (``TINY_BIRDS``); 'birds' is in its name.
+
+    Shared by the whole session: copy it (``shutil.copytree``) before changing any file in it.
+    ``captions.pickle`` is built by the first TextDataset that opens it.
+    """
+    root = tmp_path_factory.mktemp("synthetic_birds") / "birds"
+    make_birds(root, **TINY_BIRDS)
+    return root

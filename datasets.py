@@ -1,0 +1,480 @@
+"""CUB-200-2011 birds and COCO-2014 in the AttnGAN layout: captions, vocabulary, images, batches.
+
+Behaviour follows the released SSA-GAN / AttnGAN ``datasets.py`` (REFERENCE.md section 10 and 16);
+deliberate differences are listed here and nowhere else:
+
+* Layout switch. The birds layout (images under ``CUB_200_2011/images``, bounding-box crop) is used
+  when ``cfg.DATASET_NAME == 'birds'`` (the default, as the config documents) **or** when the
+  substring ``birds`` occurs in ``data_dir`` (the original's only rule). Otherwise the COCO layout:
+  ``DATA_DIR/images/<key>.jpg`` (AttnGAN), falling back to ``DATA_DIR/train2014/<key>.jpg`` for the
+  train split and ``DATA_DIR/val2014/<key>.jpg`` for the test split (the original's hard-coded
+  ``/data/scene_understanding/coco2014`` root, moved under DATA_DIR).
+* Missing or malformed files raise ``SSAGANError`` naming them (the original used an empty list, a
+  KeyError or a misaligned caption index).
+* A caption file with fewer than CAPTIONS_PER_IMAGE usable captions: one warning per rebuild, and
+  the file's captions are repeated cyclically up to CAPTIONS_PER_IMAGE (the original did not pad, so
+  every later image read a neighbour's captions). A file with none is an error.
+* ``captions.pickle`` is written atomically, so parallel processes never read half a file.
+* ``cfg`` values (CAPTIONS_PER_IMAGE, WORDS_NUM, DATASET_NAME) are read once, in the constructor:
+  DataLoader workers started with ``spawn`` re-import ``cfg`` with its defaults, so reading it in
+  ``__getitem__`` (as the original did for WORDS_NUM) would silently use defaults there.
+* New: ``every_caption`` (the "30k" sampling protocol), ``build_transform(train=False)``, a ``device``
+  argument to ``prepare_data`` instead of ``cfg.CUDA``, and ``prepare_data`` works for a batch of 1.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import pickle
+import re
+import warnings
+from collections import Counter
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.utils.data as data
+import torchvision.transforms as transforms
+from PIL import Image
+
+from miscc.config import cfg
+from miscc.errors import SSAGANError
+
+END_TOKEN = "<end>"
+_WORD = re.compile(r"\w+")
+
+_BIRDS_TREE = """\
+  <DATA_DIR>/                    e.g. data/birds
+    captions.pickle              vocabulary + encoded captions (built from text/ when absent)
+    train/filenames.pickle       keys like 002.Laysan_Albatross/Laysan_Albatross_0002_1027
+    train/class_info.pickle      (optional) one class id per key
+    test/filenames.pickle
+    test/class_info.pickle       (optional)
+    CUB_200_2011/images.txt
+    CUB_200_2011/bounding_boxes.txt
+    CUB_200_2011/images/<key>.jpg
+    text/<key>.txt               captions, one per line (only needed to build captions.pickle)"""
+_COCO_TREE = """\
+  <DATA_DIR>/                    e.g. data/coco  (set DATASET_NAME: coco, as cfg/coco.yml does)
+    captions.pickle              vocabulary + encoded captions (built from text/ when absent)
+    train/filenames.pickle       keys like COCO_train2014_000000000009
+    test/filenames.pickle
+    images/<key>.jpg             or train2014/<key>.jpg and val2014/<key>.jpg (COCO 2014 zips)
+    text/<key>.txt               (only needed to build captions.pickle)"""
+_SOURCES = """\
+Where the data comes from (see data/README.md):
+  - CUB-200-2011 images: Caltech, https://www.vision.caltech.edu/datasets/cub_200_2011/
+    (extract so that <DATA_DIR>/CUB_200_2011/images exists);
+  - COCO 2014 train/val images: https://cocodataset.org/#download;
+  - captions.pickle, filenames.pickle, class_info.pickle and text/: the AttnGAN preprocessed
+    metadata (birds.zip / coco.zip, linked from github.com/taoxugit/AttnGAN);
+  - or a small synthetic bird set in this layout: python -m tools.make_birds data/birds_synth"""
+
+
+def _layout_error(data_dir: str, problem: str, birds: bool, hint: str = "") -> SSAGANError:
+    tree = _BIRDS_TREE if birds else _COCO_TREE
+    return SSAGANError(
+        f"dataset folder {data_dir!r} {problem}.{hint}\n"
+        f"Expected the AttnGAN {'birds (CUB)' if birds else 'COCO'} layout:\n{tree}\n{_SOURCES}")
+
+
+def uses_birds_layout(data_dir: str | os.PathLike) -> bool:
+    """The layout rule of the module docstring: CUB images + bbox crop, or the COCO layout."""
+    return cfg.DATASET_NAME == "birds" or "birds" in os.fspath(data_dir)
+
+
+def tokenize(line: str) -> Optional[list[str]]:
+    """Caption tokens by the original rules; None when the line has no ``\\w+`` token at all.
+
+    A line whose tokens all vanish in the ASCII filter returns ``[]``: the original kept it as an
+    empty caption (its "no tokens" test ran before the filter).
+    """
+    tokens = _WORD.findall(line.replace("\ufffd\ufffd", " ").lower())
+    if not tokens:
+        return None
+    ascii_tokens = (t.encode("ascii", "ignore").decode("ascii") for t in tokens)
+    return [t for t in ascii_tokens if t]
+
+
+def caption_array(ids: Sequence[int], words_num: int, rng: Any = None) -> tuple[np.ndarray, int]:
+    """Word ids -> (int64 array (words_num, 1) zero-padded, length), as the original ``get_caption``.
+
+    Longer captions keep ``words_num`` positions drawn by ``rng.shuffle`` (a ``RandomState``; None =
+    numpy's global generator, like the original) and re-sorted, so the kept words stay in order.
+    """
+    sent = np.asarray(ids, dtype=np.int64)
+    n = len(sent)
+    x = np.zeros((words_num, 1), dtype=np.int64)
+    if n <= words_num:
+        x[:n, 0] = sent
+        return x, n
+    ix = list(np.arange(n))  # a list, like the original, so the shuffle consumes the same draws
+    (np.random if rng is None else rng).shuffle(ix)
+    x[:, 0] = sent[np.sort(ix[:words_num])]
+    return x, words_num
+
+
+def encode_sentence(text: str, wordtoix: dict[str, int]) -> list[int]:
+    """A user's caption -> word ids, tokenised like the training captions.
+
+    Raises SSAGANError for a caption without words or with words the vocabulary lacks (the
+    original crashed with KeyError). Length is not checked: see ``caption_too_long``.
+    """
+    tokens = tokenize(text)
+    if not tokens:
+        raise SSAGANError(f"caption {text!r} contains no words (letters or digits).")
+    unknown = list(dict.fromkeys(t for t in tokens if t not in wordtoix))
+    if unknown:
+        vocab = [w for w in wordtoix if w != END_TOKEN]
+        parts = []
+        for word in unknown:
+            close = difflib.get_close_matches(word, vocab, n=3)
+            parts.append(f"{word!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise SSAGANError(
+            f"caption {text!r}: {len(unknown)} word(s) not in the vocabulary of {len(wordtoix)} words "
+            f"(training captions only, no <unk>): {'; '.join(parts)}. Examples of known words: "
+            f"{', '.join(vocab[:10])}. Rephrase with known words.")
+    return [wordtoix[t] for t in tokens]
+
+
+def caption_too_long(ids: Sequence[int], words_num: Optional[int] = None) -> Optional[str]:
+    """None if the caption fits TEXT.WORDS_NUM, else a message for the caller to show or act on."""
+    limit = cfg.TEXT.WORDS_NUM if words_num is None else words_num
+    if len(ids) <= limit:
+        return None
+    return (f"the caption has {len(ids)} words but the text encoder reads at most {limit} "
+            f"(TEXT.WORDS_NUM); training kept a random ordered subset of {limit} words of such "
+            f"captions (caption_array does the same). Shorten it to keep every word.")
+
+
+def build_transform(base_size: int, train: bool = True) -> transforms.Compose:
+    """Image transform before ToTensor/Normalize (which TextDataset applies itself).
+
+    ``train=True`` is the original's (used for train and test alike): resize the shorter side to
+    base_size*76/64, random crop, random flip. ``train=False`` (new) centre-crops and never flips,
+    for deterministic evaluation and sampling.
+    """
+    resize = transforms.Resize(int(base_size * 76 / 64))
+    if train:
+        return transforms.Compose([resize, transforms.RandomCrop(base_size),
+                                   transforms.RandomHorizontalFlip()])
+    return transforms.Compose([resize, transforms.CenterCrop(base_size)])
+
+
+def check_vocab(dataset_n_words: int, encoder_ntoken: int, captions_path: str | os.PathLike,
+                encoder_path: str | os.PathLike) -> None:
+    """Refuse a text encoder whose embedding table does not match the data's vocabulary."""
+    if dataset_n_words == encoder_ntoken:
+        return
+    raise SSAGANError(
+        f"vocabulary mismatch: {os.fspath(captions_path)} has {dataset_n_words} words but the text "
+        f"encoder {os.fspath(encoder_path)} was trained with {encoder_ntoken} (its embedding rows are "
+        f"word ids of the captions.pickle it was trained with). Use the captions.pickle released with "
+        f"that encoder (AttnGAN metadata: CUB 5450 words, COCO 27297), or pretrain a DAMSM text encoder "
+        f"on this data (python DAMSM.py). A captions.pickle rebuilt from text/ numbers words "
+        f"differently, so even an equal count does not make a released encoder usable with it.")
+
+
+def _load_pickle(path: str, what: str, **kwargs: Any) -> Any:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, **kwargs)
+    except Exception as e:  # unpickling garbage can raise almost anything
+        raise SSAGANError(f"{path} is not a readable {what} pickle ({type(e).__name__}: {e}).") from e
+
+
+def _read_caption_file(path: str, cpi: int, split: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            lines = f.read().split("\n")
+    except FileNotFoundError as e:
+        raise SSAGANError(
+            f"caption file {path} (split {split}) does not exist; captions.pickle is built from "
+            f"text/<key>.txt for every key of train/ and test/filenames.pickle. Put the AttnGAN "
+            f"captions.pickle into the data folder instead, or restore text/.") from e
+    except UnicodeDecodeError as e:
+        raise SSAGANError(f"caption file {path} (split {split}) is not UTF-8 text: {e}") from e
+    caps = []
+    for line in lines:
+        if not line:
+            continue
+        tokens = tokenize(line)
+        if tokens is None:
+            continue
+        caps.append(tokens)
+        if len(caps) == cpi:
+            break
+    return caps
+
+
+def _load_split_captions(data_dir: str, split: str, names: Sequence[str], cpi: int) -> list[list[str]]:
+    out: list[list[str]] = []
+    short: list[tuple[str, int]] = []
+    for key in names:
+        path = os.path.join(data_dir, "text", f"{key}.txt")
+        caps = _read_caption_file(path, cpi, split)
+        if not caps:
+            raise SSAGANError(
+                f"caption file {path} (split {split}) has no caption with a word in it; every image "
+                f"needs at least one (TEXT.CAPTIONS_PER_IMAGE = {cpi}).")
+        if len(caps) < cpi:
+            short.append((path, len(caps)))
+            caps = [caps[k % len(caps)] for k in range(cpi)]
+        out.extend(caps)
+    if short:
+        listed = ", ".join(f"{p} ({n})" for p, n in short[:5])
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+        warnings.warn(
+            f"{len(short)} caption file(s) of split {split} have fewer than TEXT.CAPTIONS_PER_IMAGE = "
+            f"{cpi} captions: {listed}{more}. Their captions are repeated to fill {cpi} slots.",
+            stacklevel=3)
+    return out
+
+
+def build_vocabulary(train_captions: list[list[str]], test_captions: list[list[str]]
+                     ) -> tuple[list[list[int]], list[list[int]], dict[int, str], dict[str, int]]:
+    """Original ``build_dictionary``: every word of train+test, ids in first-seen order from 1."""
+    counts = Counter(w for sent in train_captions + test_captions for w in sent)
+    ixtoword = {0: END_TOKEN}
+    wordtoix = {END_TOKEN: 0}
+    for ix, word in enumerate(counts, start=1):  # Counter keeps first-insertion order
+        wordtoix[word] = ix
+        ixtoword[ix] = word
+    train_ids = [[wordtoix[w] for w in sent] for sent in train_captions]
+    test_ids = [[wordtoix[w] for w in sent] for sent in test_captions]
+    return train_ids, test_ids, ixtoword, wordtoix
+
+
+def _write_atomic_pickle(obj: Any, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
+    os.replace(tmp, path)
+
+
+def load_bbox(data_dir: str) -> dict[str, list[int]]:
+    """key -> [x, y, w, h] (ints, truncated) from CUB_200_2011/images.txt + bounding_boxes.txt."""
+    def rows(name: str) -> list[list[str]]:
+        with open(os.path.join(data_dir, "CUB_200_2011", name), encoding="utf-8") as f:
+            return [line.split() for line in f if line.strip()]
+
+    images, boxes = rows("images.txt"), rows("bounding_boxes.txt")
+    if len(images) != len(boxes):  # rows are matched by position, as in the original
+        raise SSAGANError(
+            f"{data_dir}/CUB_200_2011: images.txt has {len(images)} rows but bounding_boxes.txt has "
+            f"{len(boxes)}; the two files must list the same images in the same order.")
+    try:
+        return {img[1][:-4]: [int(float(v)) for v in box[1:5]] for img, box in zip(images, boxes)}
+    except (IndexError, ValueError) as e:
+        raise SSAGANError(f"{data_dir}/CUB_200_2011: malformed images.txt/bounding_boxes.txt row "
+                          f"({e}); expected '<id> <path>.jpg' and '<id> <x> <y> <w> <h>'.") from e
+
+
+def bbox_crop_box(bbox: Sequence[int], width: int, height: int) -> tuple[int, int, int, int]:
+    """Original crop: square of side 1.5*max(w, h) around the box centre, clipped to the image."""
+    r = int(max(bbox[2], bbox[3]) * 0.75)
+    center_x = int((2 * bbox[0] + bbox[2]) / 2)
+    center_y = int((2 * bbox[1] + bbox[3]) / 2)
+    return (max(0, center_x - r), max(0, center_y - r),
+            min(width, center_x + r), min(height, center_y + r))
+
+
+class TextDataset(data.Dataset):
+    """One split of an AttnGAN-layout data set; items are ([image], caps (18,1), cap_len, cls, key).
+
+    ``base_size`` and ``target_transform`` are kept for the original signature only: the image size
+    comes from ``transform`` (e.g. ``build_transform(base_size)``); with ``transform=None`` images
+    keep their (cropped) native size, as in the original.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, split: str = "train", base_size: int = 64,
+                 transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
+                 every_caption: bool = False) -> None:
+        if split not in ("train", "test"):
+            raise SSAGANError(f"split must be 'train' or 'test', got {split!r}")
+        self.data_dir = os.fspath(data_dir)
+        self.split = split
+        self.base_size = base_size
+        self.transform = transform
+        self.target_transform = target_transform
+        self.every_caption = every_caption
+        self.embeddings_num: int = cfg.TEXT.CAPTIONS_PER_IMAGE
+        self.words_num: int = cfg.TEXT.WORDS_NUM
+        self.norm = transforms.Compose([transforms.ToTensor(),
+                                        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+        self.birds = uses_birds_layout(self.data_dir)
+        self.image_dir = self._check_layout()
+        self.captions_path = os.path.join(self.data_dir, "captions.pickle")
+
+        names = {s: self._load_filenames(s) for s in ("train", "test")}
+        self.filenames: list[str] = names[split]
+        train_caps, test_caps, self.ixtoword, self.wordtoix = self._load_text_data(names)
+        self.captions: list[list[int]] = train_caps if split == "train" else test_caps
+        self.n_words: int = len(self.ixtoword)
+        self.class_id = self._load_class_id()
+        self.bbox = self._load_checked_bbox() if self.birds else None
+        self._warn_empty_captions()
+
+    # --- construction -----------------------------------------------------------------------
+    def _check_layout(self) -> str:
+        d = self.data_dir
+        if not d:
+            raise _layout_error(d, "is not set (DATA_DIR is empty): set DATA_DIR in the YAML file or "
+                                   "pass --data_dir", self.birds)
+        if not os.path.isdir(d):
+            raise _layout_error(d, "does not exist", self.birds)
+        missing = [p for p in ("train/filenames.pickle", "test/filenames.pickle")
+                   if not os.path.isfile(os.path.join(d, p))]
+        has_text = os.path.isdir(os.path.join(d, "text"))
+        if not os.path.isfile(os.path.join(d, "captions.pickle")) and not has_text:
+            missing.append("captions.pickle (or text/ to build it)")
+        if self.birds:
+            image_dir = os.path.join(d, "CUB_200_2011", "images")
+            missing += [p for p in ("CUB_200_2011/images.txt", "CUB_200_2011/bounding_boxes.txt")
+                        if not os.path.isfile(os.path.join(d, p))]
+            if not os.path.isdir(image_dir):
+                missing.append("CUB_200_2011/images/")
+        else:
+            fallback = "train2014" if self.split == "train" else "val2014"
+            image_dir = os.path.join(d, "images")
+            if not os.path.isdir(image_dir):
+                image_dir = os.path.join(d, fallback)
+                if not os.path.isdir(image_dir):
+                    missing.append(f"images/ (or {fallback}/)")
+        if missing:
+            hint = ""
+            if self.birds and not os.path.isdir(os.path.join(d, "CUB_200_2011")) and any(
+                    os.path.isdir(os.path.join(d, x)) for x in ("images", "train2014", "val2014")):
+                hint = (" It looks like a COCO folder: set DATASET_NAME: coco (cfg/coco.yml) and use a "
+                        "DATA_DIR without 'birds' in its path.")
+            raise _layout_error(d, "is not in the expected layout; missing: " + ", ".join(missing),
+                                self.birds, hint)
+        return image_dir
+
+    def _load_filenames(self, split: str) -> list[str]:
+        path = os.path.join(self.data_dir, split, "filenames.pickle")
+        names = _load_pickle(path, "filenames")
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise SSAGANError(f"{path} must hold a list of image keys (str), got {type(names).__name__}.")
+        return list(names)
+
+    def _load_text_data(self, names: dict[str, list[str]]):
+        cpi = self.embeddings_num
+        if not os.path.isfile(self.captions_path):
+            train = _load_split_captions(self.data_dir, "train", names["train"], cpi)
+            test = _load_split_captions(self.data_dir, "test", names["test"], cpi)
+            result = build_vocabulary(train, test)
+            _write_atomic_pickle(list(result), self.captions_path)
+            return result
+        x = _load_pickle(self.captions_path, "captions")
+        if (not isinstance(x, (list, tuple)) or len(x) < 4 or not isinstance(x[2], dict)
+                or not isinstance(x[3], dict) or not isinstance(x[0], list) or not isinstance(x[1], list)):
+            raise SSAGANError(
+                f"{self.captions_path} is not a captions.pickle: expected [train_captions, "
+                f"test_captions, ixtoword, wordtoix]. Delete it to rebuild it from text/.")
+        counts = {"train": len(x[0]), "test": len(x[1])}
+        expected = {s: len(names[s]) * cpi for s in ("train", "test")}
+        if counts != expected:
+            per_image = {s: counts[s] / len(names[s]) for s in counts if names[s]}
+            hint = ""
+            values = set(per_image.values())
+            if len(values) == 1 and (k := values.pop()).is_integer() and k != cpi:
+                hint = f" It matches {int(k)} captions per image: set TEXT.CAPTIONS_PER_IMAGE {int(k)}."
+            raise SSAGANError(
+                f"{self.captions_path} does not belong to this data set: it holds {counts['train']} "
+                f"train / {counts['test']} test captions, but train/ and test/filenames.pickle list "
+                f"{len(names['train'])} / {len(names['test'])} images x TEXT.CAPTIONS_PER_IMAGE {cpi} = "
+                f"{expected['train']} / {expected['test']}.{hint} Use the captions.pickle shipped with "
+                f"these filenames, or delete it to rebuild it from text/ (a rebuilt vocabulary numbers "
+                f"words differently, so released text encoders will not match it).")
+        return x[0], x[1], x[2], x[3]
+
+    def _load_class_id(self) -> Any:
+        path = os.path.join(self.data_dir, self.split, "class_info.pickle")
+        if not os.path.isfile(path):
+            return np.arange(len(self.filenames))
+        class_id = _load_pickle(path, "class_info", encoding="bytes")
+        if len(class_id) != len(self.filenames):
+            raise SSAGANError(f"{path} has {len(class_id)} class ids but {self.split}/filenames.pickle "
+                              f"lists {len(self.filenames)} images; they must match one to one.")
+        return class_id
+
+    def _load_checked_bbox(self) -> dict[str, list[int]]:
+        bbox = load_bbox(self.data_dir)
+        missing = [k for k in self.filenames if k not in bbox]
+        if missing:
+            raise SSAGANError(
+                f"{len(missing)} key(s) of {self.split}/filenames.pickle have no row in "
+                f"{self.data_dir}/CUB_200_2011/images.txt, e.g. {missing[0]!r}.")
+        return bbox
+
+    def _warn_empty_captions(self) -> None:
+        empty = [i for i, c in enumerate(self.captions) if not c]
+        if empty:
+            key = self.filenames[empty[0] // self.embeddings_num]
+            warnings.warn(
+                f"{len(empty)} caption(s) of split {self.split} have no ASCII word left (e.g. of "
+                f"{key!r}); they are kept like the original does, with cap_len 0, which the text "
+                f"encoder cannot pack. Fix text/ and delete captions.pickle to rebuild it.",
+                stacklevel=3)
+
+    # --- items --------------------------------------------------------------------------------
+    def _image_path(self, key: str) -> str:
+        return os.path.join(self.image_dir, f"{key}.jpg")
+
+    def _load_image(self, key: str) -> list[torch.Tensor]:
+        path = self._image_path(key)
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB")  # CUB has greyscale JPEGs
+        except FileNotFoundError as e:
+            raise SSAGANError(f"image {path} (split {self.split}) is listed in "
+                              f"{self.split}/filenames.pickle but does not exist.") from e
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            raise SSAGANError(f"image {path} (split {self.split}) cannot be read: "
+                              f"{type(e).__name__}: {e}. Replace the file or re-extract the data.") from e
+        if self.bbox is not None:
+            img = img.crop(bbox_crop_box(self.bbox[key], *img.size))
+        if self.transform is not None:
+            img = self.transform(img)
+        return [self.norm(img)]
+
+    def __getitem__(self, index: int):
+        img_index = index // self.embeddings_num if self.every_caption else index
+        key = self.filenames[img_index]
+        cls_id = self.class_id[img_index]
+        imgs = self._load_image(key)
+        if self.every_caption:
+            caption = self.captions[index]
+            # Seeded per item: the same caption index always yields the same 18-word subset.
+            rng = np.random.RandomState(index) if len(caption) > self.words_num else None
+        else:
+            sent_ix = np.random.randint(0, self.embeddings_num)
+            caption = self.captions[index * self.embeddings_num + sent_ix]
+            rng = None
+        caps, cap_len = caption_array(caption, self.words_num, rng)
+        return imgs, caps, cap_len, cls_id, key
+
+    def __len__(self) -> int:
+        n = len(self.filenames)
+        return n * self.embeddings_num if self.every_caption else n
+
+
+def prepare_data(data: Sequence[Any], device: Optional[torch.device | str] = None) -> list[Any]:
+    """Collated batch -> [imgs, captions B x WORDS_NUM, sorted_lens, class_ids (numpy), keys].
+
+    Sorted by caption length, longest first (the text encoder packs sequences, and the sorted order
+    defines the mismatched pairs and DAMSM labels downstream). Images, captions and lengths go to
+    ``device`` when given.
+    """
+    imgs, captions, captions_lens, class_ids, keys = data
+    sorted_lens, order = torch.sort(torch.as_tensor(captions_lens), 0, descending=True)
+    real_imgs = [im[order] for im in imgs]
+    captions = captions[order].reshape(len(order), -1)  # not squeeze(): B = 1 must stay 1 x 18
+    class_ids = torch.as_tensor(np.asarray(class_ids))[order].numpy()
+    keys = [keys[i] for i in order.tolist()]
+    if device is not None:
+        real_imgs = [im.to(device) for im in real_imgs]
+        captions = captions.to(device)
+        sorted_lens = sorted_lens.to(device)
+    return [real_imgs, captions, sorted_lens, class_ids, keys]
