@@ -110,13 +110,18 @@ class CNN_ENCODER(nn.Module):
     ``forward(x in [-1,1], any size) -> (local[B, nef, 17, 17], global[B, nef])``. Like the original,
     the input is resized to 299 bilinearly with no ImageNet normalisation.
     ``pretrained=False`` builds without any download: use it whenever a DAMSM checkpoint is loaded
-    afterwards (it replaces every trunk weight) and in tests.
+    afterwards (it replaces every trunk weight) and in tests. ``input_size`` (299 released) may be
+    lowered (>= 75) for cheap CPU runs: local features then shrink below 17x17.
     """
 
-    def __init__(self, nef: int, pretrained: bool = True, weights_path: str | None = None):
+    def __init__(self, nef: int, pretrained: bool = True, weights_path: str | None = None,
+                 input_size: int = 299):
         super().__init__()
         from torchvision.models import inception_v3
 
+        if input_size < 75:
+            raise ValueError(f"Inception needs inputs of at least 75 pixels, got input_size={input_size}")
+        self.input_size = input_size
         self.nef = nef if cfg.TRAIN.FLAG else 256
         # Default constructor arguments keep the random-draw order of the original build.
         trunk = inception_v3(weights=None, aux_logits=True, init_weights=True)
@@ -132,7 +137,7 @@ class CNN_ENCODER(nn.Module):
         self.emb_cnn_code.weight.data.uniform_(-0.1, 0.1)
 
     def forward(self, x: torch.Tensor):
-        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        x = F.interpolate(x, size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
@@ -142,7 +147,7 @@ class CNN_ENCODER(nn.Module):
         local = x  # 768 x 17 x 17 regions
         for name in INCEPTION_STAGES[13:]:
             x = getattr(self, name)(x)
-        x = F.avg_pool2d(x, kernel_size=8).flatten(1)
+        x = F.avg_pool2d(x, kernel_size=x.shape[-1]).flatten(1)  # 8x8 -> 1 at 299
         return self.emb_features(local), self.emb_cnn_code(x)
 
 

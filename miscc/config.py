@@ -68,6 +68,12 @@ SPEC: tuple[Key, ...] = (
     Key("TRAIN.SMOOTH.GAMMA2", 5.0, "DAMSM word-to-image aggregation sharpness."),
     Key("TRAIN.SMOOTH.GAMMA3", 10.0, "DAMSM similarity scale before the softmax."),
     Key("TRAIN.SMOOTH.LAMBDA", 1.0, "Weight of the DAMSM word+sentence terms inside DAMSM_loss."),
+    Key("TRAIN.DAMSM_INPUT_SIZE", 299, "Resize of images entering the DAMSM image encoder (299 released); "
+        "lower (>= 75) only for cheap CPU demos, and the same in DAMSM pretraining and GAN training."),
+    Key("TRAIN.DAMSM_IMAGENET", True, "DAMSM pretraining starts the frozen Inception trunk from ImageNet "
+        "weights (the original); False = random trunk, for offline demos only."),
+    Key("TRAIN.DAMSM_WEIGHT", -1.0, "Weight of the DAMSM loss in the generator loss; negative = the released "
+        "value of the entry point (0.05 main.py, 0.1 main_finetune.py); 0 removes the term."),
     Key("TRAIN.WARMUP_EPOCHS", 200, "No GAN checkpoint is written before this epoch."),
     Key("TRAIN.GSAVE_INTERVAL", 10, "Write netG_<epoch>.pth every this many epochs."),
     Key("TRAIN.DSAVE_INTERVAL", 10, "Write netD_<epoch>.pth every this many epochs."),
@@ -86,6 +92,15 @@ SPEC: tuple[Key, ...] = (
     Key("TEXT.DAMSM_NAME", "../DAMSMencoders/coco/text_encoder200.pth",
         "DAMSM text-encoder checkpoint; the image encoder is the same path with "
         "`text_encoder` -> `image_encoder`."),
+
+    Key("TRAIN.EVAL_INTERVAL", 0, "New: compute FID every this many epochs during training "
+        "(`miscc.metrics.FIDEvaluator`, logged to TensorBoard); 0 = off."),
+    Key("EVAL.INCEPTION_WEIGHTS", "", "New: torch-fidelity's `weights-inception-2015-12-05-6726825d.pth` "
+        "for IS/FID; empty = the torch hub cache (see docs/EVALUATION.md)."),
+    Key("EVAL.FID_REF", "", "New: reference statistics `.npz` (mu, sigma) for in-training FID "
+        "(make one with `IS.py --fid_ref ... --save_stats`)."),
+    Key("EVAL.FID_NUM_IMAGES", 3000, "New: images generated for each in-training FID (~ one per CUB "
+        "test image; the final protocol uses ~30k with IS.py)."),
 )
 
 _SPEC_BY_NAME = {k.name: k for k in SPEC}

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
-from miscc.checkpoint import load_checkpoint
+from miscc.checkpoint import load_checkpoint, load_file, load_into
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from model import NetD, NetG
@@ -40,12 +40,23 @@ def image_encoder_path(text_encoder_path: str) -> str:
     return text_encoder_path.replace("text_encoder", "image_encoder")
 
 
-def build_text_encoder(n_words: int, path: Optional[str] = None) -> RNN_ENCODER:
-    """RNN_ENCODER sized for the vocabulary, loaded from ``path`` (default TEXT.DAMSM_NAME) if not ''."""
+def build_text_encoder(n_words: int, path: Optional[str] = None,
+                       captions_path: str = "captions.pickle") -> RNN_ENCODER:
+    """RNN_ENCODER sized for the vocabulary, loaded from ``path`` (default TEXT.DAMSM_NAME) if not ''.
+
+    A file trained on another vocabulary is refused before loading, naming both files.
+    """
+    from datasets import check_vocab
+
     encoder = RNN_ENCODER(n_words, nhidden=cfg.TEXT.EMBEDDING_DIM)
     path = cfg.TEXT.DAMSM_NAME if path is None else path
     if path:
-        load_checkpoint(encoder, path)
+        state = load_file(path, what="DAMSM text encoder")
+        table = state.get("encoder.weight", state.get("module.encoder.weight")) \
+            if isinstance(state, dict) else None
+        if table is not None:
+            check_vocab(n_words, table.shape[0], captions_path, path)
+        load_into(encoder, state, path)
     return encoder
 
 
@@ -56,7 +67,8 @@ def build_image_encoder(path: Optional[str] = None) -> CNN_ENCODER:
     ``path=''`` (DAMSM pretraining from scratch) the ImageNet weights are required instead.
     """
     path = image_encoder_path(cfg.TEXT.DAMSM_NAME) if path is None else path
-    encoder = CNN_ENCODER(cfg.TEXT.EMBEDDING_DIM, pretrained=not path)
+    encoder = CNN_ENCODER(cfg.TEXT.EMBEDDING_DIM, pretrained=not path and cfg.TRAIN.DAMSM_IMAGENET,
+                          input_size=cfg.TRAIN.DAMSM_INPUT_SIZE)
     if path:
         load_checkpoint(encoder, path)
     return encoder

@@ -86,3 +86,12 @@ def test_pretrained_loads_a_local_imagenet_file(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     enc = CNN_ENCODER(16, pretrained=True)
     assert torch.equal(enc.Mixed_7c.branch_pool.conv.weight, ref.Mixed_7c.branch_pool.conv.weight)
+
+
+def test_cnn_encoder_smaller_input_size_for_cheap_runs():
+    enc = CNN_ENCODER(16, pretrained=False, input_size=139).eval()
+    with torch.no_grad():
+        local, code = enc(torch.rand(2, 3, 64, 64) * 2 - 1)
+    assert local.shape == (2, 16, 7, 7) and code.shape == (2, 16)
+    with pytest.raises(ValueError, match="75"):
+        CNN_ENCODER(16, pretrained=False, input_size=64)

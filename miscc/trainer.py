@@ -1,0 +1,317 @@
+"""The SSA-GAN training loop, shared by ``main.py`` and ``main_finetune.py``.
+
+Two modes, one step function (REFERENCE §7-8):
+  * ``main``: DAMSM text and image encoders frozen (eval mode); generator loss weight 0.05 on DAMSM.
+  * ``finetune``: both encoders in train mode with their own Adam (lr 4e-5, betas (0, 0.9)), updated
+    by a DAMSM step on the *real* images inside every iteration; generator DAMSM weight 0.1.
+
+Per iteration, in the released order: D on real/mismatched pairs, G forward, [encoder step], D on
+fakes, D step #1 (hinge), D step #2 (MA-GP on real matched pairs), G step (hinge + DAMSM on fakes).
+
+Outputs go to ``OUTPUT_DIR/<CONFIG_NAME>/``: ``models/`` (released-format ``netG_%03d.pth`` ...
+and ``latest.pth``, the full training state), ``tb/`` (TensorBoard), ``images/`` (per-epoch grids)
+and ``config.yaml`` (the resolved config).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torchvision.utils import make_grid, save_image
+from tqdm import tqdm
+
+from datasets import TextDataset, build_transform, prepare_data
+from miscc import distributed
+from miscc.checkpoint import atomic_save, load_checkpoint, load_file, load_into, save_released
+from miscc.cli import base_parser, run_dir, run_main
+from miscc.config import cfg, cfg_to_dict, save_cfg
+from miscc.errors import SSAGANError
+from miscc.losses import DAMSM_loss, d_hinge_fake, d_hinge_real, g_hinge, ma_gp
+from miscc.utils import (NOISE_DIM, build_discriminator, build_generator, build_image_encoder,
+                         build_text_encoder, encode_text, epoch_from_name, get_device, seed_everything)
+
+# Released DAMSM weight in the generator loss, by entry point (TRAIN.DAMSM_WEIGHT < 0 selects it).
+RELEASED_DAMSM_WEIGHT = {"main": 0.05, "finetune": 0.1}
+GAN_BETAS = (0.0, 0.9)
+LATEST = "latest.pth"
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class GANTrainer:
+    """Builds data, models and optimisers from ``cfg`` and runs ``train()``.
+
+    ``mode`` is ``"main"`` or ``"finetune"``; ``device`` defaults to ``get_device()``.
+    """
+
+    def __init__(self, mode: str = "main", device: Optional[torch.device] = None):
+        if mode not in RELEASED_DAMSM_WEIGHT:
+            raise ValueError(f"mode must be one of {list(RELEASED_DAMSM_WEIGHT)}, got {mode!r}")
+        self.mode = mode
+        self.finetune = mode == "finetune"
+        self.device = device or get_device()
+        self.out = run_dir()
+        self.models_dir = self.out / "models"
+        weight = cfg.TRAIN.DAMSM_WEIGHT
+        self.damsm_weight = RELEASED_DAMSM_WEIGHT[mode] if weight < 0 else weight
+
+        self.dataset = TextDataset(cfg.DATA_DIR, "train", cfg.TREE.BASE_SIZE,
+                                   transform=build_transform(cfg.TREE.BASE_SIZE, train=True))
+        if len(self.dataset) < cfg.TRAIN.BATCH_SIZE:
+            raise SSAGANError(f"the train split of {cfg.DATA_DIR} has {len(self.dataset)} images, fewer "
+                              f"than TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE}; the last partial batch is "
+                              "dropped (as in the original), so no step would run. Lower the batch size.")
+        workers = cfg.WORKERS
+        self.loader = DataLoader(self.dataset, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=True,
+                                 drop_last=True, num_workers=workers, persistent_workers=workers > 0,
+                                 pin_memory=self.device.type == "cuda")
+
+        self.text_encoder = build_text_encoder(self.dataset.n_words,
+                                               captions_path=self.dataset.captions_path).to(self.device)
+        self.image_encoder = build_image_encoder().to(self.device)
+        self.netG = build_generator().to(self.device)
+        self.netD = build_discriminator().to(self.device)
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=cfg.TRAIN.GENERATOR_LR, betas=GAN_BETAS)
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=cfg.TRAIN.DISCRIMINATOR_LR, betas=GAN_BETAS)
+        if self.finetune:
+            # Fine-tuning keeps the encoders in train mode for the whole run (text dropout active,
+            # Inception BN on batch statistics); only the image encoder's projections are trainable.
+            self.text_encoder.train()
+            self.image_encoder.train()
+            params = list(self.text_encoder.parameters()) + \
+                [p for p in self.image_encoder.parameters() if p.requires_grad]
+            self.optE = torch.optim.Adam(params, lr=cfg.TRAIN.FINETUNE_ENCODER_LR, betas=GAN_BETAS)
+        else:
+            for enc in (self.text_encoder, self.image_encoder):
+                enc.requires_grad_(False)
+                enc.eval()
+            self.optE = None
+        self.start_epoch = 1
+        self.step_count = 0
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self, epoch: int) -> dict:
+        state = {
+            "mode": self.mode, "epoch": epoch, "step": self.step_count, "config": cfg_to_dict(),
+            "netG": self.netG.state_dict(), "netD": self.netD.state_dict(),
+            "optG": self.optG.state_dict(), "optD": self.optD.state_dict(), "rng": _rng_state(),
+        }
+        if self.finetune:
+            state.update(text_encoder=self.text_encoder.state_dict(),
+                         image_encoder=self.image_encoder.state_dict(), optE=self.optE.state_dict())
+        return state
+
+    def load_training_state(self, path: Path) -> None:
+        state = load_file(path, what="training state")
+        if state.get("mode") != self.mode:
+            raise SSAGANError(f"{path} was written by a '{state.get('mode')}' run, this is a '{self.mode}' "
+                              f"run; use the matching entry point or another CONFIG_NAME.")
+        load_into(self.netG, state["netG"], f"{path}[netG]")
+        load_into(self.netD, state["netD"], f"{path}[netD]")
+        self.optG.load_state_dict(state["optG"])
+        self.optD.load_state_dict(state["optD"])
+        if self.finetune:
+            load_into(self.text_encoder, state["text_encoder"], f"{path}[text_encoder]")
+            load_into(self.image_encoder, state["image_encoder"], f"{path}[image_encoder]")
+            self.optE.load_state_dict(state["optE"])
+        _set_rng_state(state["rng"])
+        self.start_epoch = state["epoch"] + 1
+        self.step_count = state["step"]
+
+    def load_released(self, net_g: str) -> None:
+        """Start from released files: netG (+ netD, + fine-tuned encoders when present); fresh optimisers."""
+        load_checkpoint(self.netG, net_g)
+        companions = [("netD", self.netD, True)]
+        if self.finetune:
+            companions += [("text_encoder", self.text_encoder, False), ("image_encoder", self.image_encoder, False)]
+        for name, module, warn in companions:
+            path = net_g.replace("netG", name)
+            if os.path.isfile(path):
+                load_checkpoint(module, path)
+            elif warn:
+                print(f"note: {path} not found; {name} starts from scratch.")
+        self.start_epoch = epoch_from_name(net_g) + 1
+
+    def restore(self) -> None:
+        latest = self.models_dir / LATEST
+        if cfg.RESTORE and latest.is_file():
+            self.load_training_state(latest)
+        elif cfg.TRAIN.NET_G:
+            self.load_released(cfg.TRAIN.NET_G)
+        elif cfg.RESTORE:
+            raise SSAGANError(f"RESTORE is True but there is no {latest} and TRAIN.NET_G is empty: "
+                              "nothing to resume from. Train without --resume, or set TRAIN.NET_G.")
+
+    def save(self, epoch: int) -> None:
+        if not distributed.is_main():
+            return
+        tr = cfg.TRAIN
+        if epoch >= tr.WARMUP_EPOCHS and epoch % tr.GSAVE_INTERVAL == 0:
+            save_released(self.netG, self.models_dir / f"netG_{epoch:03d}.pth", prefix="module.")
+            if self.finetune:  # encoders travel with the generator they condition
+                save_released(self.text_encoder, self.models_dir / f"text_encoder_{epoch:03d}.pth")
+                save_released(self.image_encoder, self.models_dir / f"image_encoder_{epoch:03d}.pth")
+        if epoch >= tr.WARMUP_EPOCHS and epoch % tr.DSAVE_INTERVAL == 0:
+            save_released(self.netD, self.models_dir / f"netD_{epoch:03d}.pth", prefix="module.")
+        atomic_save(self.state_dict(epoch), self.models_dir / LATEST)
+
+    # --- one iteration -------------------------------------------------------------------------
+    def d_logits(self, imgs: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
+        return self.netD.COND_DNET(self.netD(imgs), sent)
+
+    def step(self, data) -> dict:
+        imgs, captions, cap_lens, class_ids, _ = prepare_data(data, self.device)
+        real = imgs[0]
+        batch = real.size(0)
+        labels = torch.arange(batch, device=self.device)
+        if self.finetune:
+            words, sent = encode_text(self.text_encoder, captions, cap_lens)
+            words_de, sent_de = words.detach(), sent.detach()
+        else:
+            with torch.no_grad():
+                words_de, sent_de = encode_text(self.text_encoder, captions, cap_lens)
+
+        feats_real = self.netD(real)
+        err_real = d_hinge_real(self.netD.COND_DNET(feats_real, sent_de))
+        # Mismatch: real image i with the sentence of item i+1 of the length-sorted batch.
+        err_mis = d_hinge_fake(self.netD.COND_DNET(feats_real[: batch - 1], sent_de[1:batch]))
+
+        noise = torch.randn(batch, NOISE_DIM).to(self.device)
+        fake, masks = self.netG(noise, sent_de)
+
+        stats = {}
+        if self.finetune:
+            err_enc = DAMSM_loss(self.image_encoder, real, labels, words, sent, labels, cap_lens, class_ids)
+            self.optE.zero_grad(set_to_none=True)
+            err_enc.backward()
+            self.optE.step()
+            stats["errE/DAMSM_real"] = err_enc.detach()
+
+        err_fake = d_hinge_fake(self.d_logits(fake.detach(), sent_de))
+        err_d = err_real + (err_fake + err_mis) / 2.0
+        self.optD.zero_grad(set_to_none=True)
+        err_d.backward()
+        self.optD.step()
+
+        gp = ma_gp(self.d_logits, real, sent_de)
+        self.optD.zero_grad(set_to_none=True)
+        gp.backward()
+        self.optD.step()
+
+        err_g = g_hinge(self.d_logits(fake, sent_de))
+        damsm = DAMSM_loss(self.image_encoder, fake, labels, words_de, sent_de, labels, cap_lens, class_ids)
+        err_g_total = err_g + self.damsm_weight * damsm
+        self.optG.zero_grad(set_to_none=True)
+        err_g_total.backward()
+        self.optG.step()
+        self.step_count += 1
+
+        stats.update({"errD/d_loss": err_d.detach(), "errD/real": err_real.detach(),
+                      "errD/mismatch": err_mis.detach(), "errD/fake": err_fake.detach(),
+                      "errD/MAGP": gp.detach(), "errG/g_loss": err_g.detach(),
+                      "errG/DAMSM": damsm.detach(), "errG/total": err_g_total.detach()})
+        self._last = (real.detach(), fake.detach(), [m.detach() for m in masks])
+        return stats
+
+    # --- logging -------------------------------------------------------------------------------
+    def log_images(self, writer, epoch: int) -> None:
+        real, fake, masks = self._last
+        n = min(16, real.size(0))
+        grids = {"images/real": make_grid(real[:n], nrow=4, normalize=True, value_range=(-1, 1)),
+                 "images/fake": make_grid(fake[:n], nrow=4, normalize=True, value_range=(-1, 1))}
+        size = fake.shape[-2:]
+        for mask in masks:
+            up = torch.nn.functional.interpolate(mask[:n], size=size, mode="nearest")
+            grids[f"masks/{mask.shape[-1]}x{mask.shape[-1]}"] = make_grid(up, nrow=4, value_range=(0, 1))
+        for tag, grid in grids.items():
+            writer.add_image(tag, grid, epoch)
+        overview = torch.cat([grids["images/real"], grids["images/fake"],
+                              grids[f"masks/{size[-1]}x{size[-1]}"]], dim=2)
+        save_image(overview, self.out / "images" / f"epoch_{epoch:03d}.png")
+
+    # --- the loop ------------------------------------------------------------------------------
+    def train(self) -> Path:
+        """Run epochs ``start_epoch .. TRAIN.MAX_EPOCH`` (1-based); return the run folder."""
+        self.restore()
+        main = distributed.is_main()
+        writer = None
+        if main:
+            from torch.utils.tensorboard import SummaryWriter
+            for sub in ("models", "images", "tb"):
+                (self.out / sub).mkdir(parents=True, exist_ok=True)
+            save_cfg(self.out / "config.yaml")
+            writer = SummaryWriter(str(self.out / "tb"))
+        self.netG.train()
+        self.netD.train()
+        epochs = range(self.start_epoch, cfg.TRAIN.MAX_EPOCH + 1)
+        for epoch in tqdm(epochs, desc="epochs", disable=not main, dynamic_ncols=True):
+            start = time.time()
+            sums: dict = {}
+            n = 0
+            for data in tqdm(self.loader, desc=f"epoch {epoch}", leave=False, disable=not main,
+                             dynamic_ncols=True):
+                for k, v in self.step(data).items():
+                    sums[k] = sums.get(k, 0.0) + v  # stays on the device: no sync per step
+                n += 1
+            means = {k: float(v) / n for k, v in sums.items()}
+            if main:
+                for k, v in means.items():
+                    writer.add_scalar(k, v, epoch)
+                self.log_images(writer, epoch)
+                writer.flush()
+                tqdm.write(f"[{epoch}/{cfg.TRAIN.MAX_EPOCH}] " + " ".join(
+                    f"{k.split('/')[-1]} {v:.3f}" for k, v in means.items()) + f" ({time.time() - start:.1f}s)")
+            self.save(epoch)
+        if writer is not None:
+            writer.close()
+        return self.out
+
+
+def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
+    """Entry point of main.py / main_finetune.py: train, or sample when B_VALIDATION / --sample."""
+    description = {"main": "Train SSA-GAN with frozen DAMSM encoders (or sample with --sample).",
+                   "finetune": "Fine-tune SSA-GAN together with the DAMSM encoders (or sample)."}[mode]
+    parser = base_parser(description, default_cfg="cfg/bird.yml")
+    parser.add_argument("--sample", action="store_true", help="sample instead of training (= B_VALIDATION True)")
+    parser.add_argument("--captions", default=None, help="text file, one caption per line, to generate from")
+    parser.add_argument("--repeat", type=int, default=1, help="passes over the test captions when sampling")
+    parser.add_argument("--caption_mode", choices=("every", "random"), default="every",
+                        help="every test caption once (default) or one random caption per image (original)")
+    parser.add_argument("--per_caption", type=int, default=4, help="samples per user caption")
+
+    def run(args: argparse.Namespace) -> None:
+        seed_everything(cfg.SEED)
+        if args.sample or args.captions or cfg.B_VALIDATION:
+            from miscc.sampler import sample
+            out = sample(mode=mode, captions_file=args.captions, repeat=args.repeat,
+                         caption_mode=args.caption_mode, per_caption=args.per_caption)
+            print(f"samples written to {out}")
+        else:
+            out = GANTrainer(mode).train()
+            print(f"run folder: {out}")
+
+    run_main(run, parser, argv)
