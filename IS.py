@@ -1,0 +1,224 @@
+"""Evaluate a folder of generated images: Inception Score, FID and R-precision (no TensorFlow).
+
+    python IS.py --image_dir output/bird_sloss01/samples/netG_550_main --fid_ref data/birds
+    python IS.py --image_dir DIR --fid_ref bird_val256_FIDK0.npz --r_precision \
+        --text_encoder DAMSMencoders/bird/text_encoder200.pth --captions_pickle data/birds/captions.pickle
+    python IS.py --fid_ref data/birds --ref_size 256 --save_stats cub_test256.npz   # reference stats only
+
+The protocol used is printed with every result and stored in the JSON; docs/EVALUATION.md explains
+it and how the numbers relate to the paper's. All logic lives in miscc/metrics.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from miscc import metrics
+from miscc.config import cfg, cfg_from_file
+from miscc.errors import SSAGANError
+
+PAPER = "SSA-GAN paper: CUB IS 5.17 ± 0.08, CUB FID 15.61, COCO FID 19.37 (see docs/EVALUATION.md before comparing)"
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--image_dir", help="sampler folder (img/ + samples.jsonl; mask/ is ignored) or any image folder")
+    p.add_argument("--image_size", type=int, help="resize generated images to this square size (PIL "
+                   "bilinear) first; 128 reproduces the original IS.py. Default: native size")
+    p.add_argument("--splits", type=int, default=10, help="splits for IS and R-precision (mean ± std over them)")
+    p.add_argument("--batch_size", type=int, default=50)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="image-reading processes")
+    p.add_argument("--weights", help=f"Inception weights ({metrics.INCEPTION_WEIGHTS_FILE}); default: "
+                   "EVAL.INCEPTION_WEIGHTS of --cfg, else the torch hub cache. 'random' = tests only")
+    p.add_argument("--cfg", help="YAML config to take EVAL.INCEPTION_WEIGHTS and TEXT.DAMSM_NAME from")
+    p.add_argument("--out", help="JSON result file (default: <image_dir>/metrics.json)")
+    p.add_argument("--fid_ref", help="FID reference: stats .npz (mu, sigma), CUB data folder or image folder")
+    p.add_argument("--ref_split", default="test", help="split of a CUB data folder used as reference")
+    p.add_argument("--ref_size", type=int, help="resize reference images to this (default for CUB: the "
+                   "generated size)")
+    p.add_argument("--save_stats", help="write the statistics of --fid_ref (or, without it, of --image_dir) here")
+    p.add_argument("--cache_dir", default=str(metrics.DEFAULT_CACHE_DIR), help="reference statistics cache")
+    p.add_argument("--no_cache", action="store_true", help="neither read nor write the statistics cache")
+    p.add_argument("--r_precision", action="store_true", help="R-precision with the DAMSM encoders")
+    p.add_argument("--text_encoder", help="DAMSM text encoder (default: TEXT.DAMSM_NAME of --cfg)")
+    p.add_argument("--image_encoder", help="DAMSM image encoder (default: text_encoder -> image_encoder)")
+    p.add_argument("--captions_pickle", help="captions.pickle, checked against the encoder's vocabulary size")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mismatched-caption draw")
+    p.add_argument("--is_classifier", help="also IS with this Inception-v3 classifier state dict "
+                   "(torchvision layout, e.g. fine-tuned on CUB)")
+    p.add_argument("--lpips", action="store_true", help="LPIPS diversity between images of the same caption")
+    p.add_argument("--lpips_backbone", help=f"AlexNet weights for LPIPS ({metrics.ALEXNET_WEIGHTS_FILE}; "
+                   "default: the torch hub cache; 'random' = tests only)")
+    return p.parse_args(argv)
+
+
+def _fail_early(args: argparse.Namespace) -> None:
+    if not args.image_dir and not (args.save_stats and args.fid_ref):
+        raise SSAGANError("--image_dir is required (only `--fid_ref X --save_stats OUT.npz` runs without it).")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SSAGANError("--device cuda was asked for but CUDA is not available; use --device cpu.")
+    if args.save_stats and not args.save_stats.endswith(".npz"):
+        raise SSAGANError(f"--save_stats {args.save_stats}: the file name must end in .npz.")
+    if args.save_stats and args.fid_ref and args.fid_ref.endswith(".npz"):
+        raise SSAGANError("--save_stats with an .npz --fid_ref would only copy it; give a folder instead.")
+    if (args.is_classifier or args.lpips or args.r_precision) and not args.image_dir:
+        raise SSAGANError("--r_precision, --is_classifier and --lpips evaluate --image_dir; give one.")
+    if args.r_precision and not args.text_encoder:
+        raise SSAGANError("--r_precision needs --text_encoder PATH (or --cfg with TEXT.DAMSM_NAME).")
+    if args.fid_ref and Path(args.fid_ref).suffix == ".npz":
+        metrics.load_stats(args.fid_ref)
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.cfg:
+        cfg_from_file(args.cfg)
+        args.weights = args.weights or cfg.EVAL.INCEPTION_WEIGHTS or None
+        args.text_encoder = args.text_encoder or cfg.TEXT.DAMSM_NAME
+    _fail_early(args)
+    # Everything cheap that can fail is checked before the networks are built.
+    images = records = None
+    if args.image_dir:
+        images, records = metrics.open_image_dir(args.image_dir, square=args.image_size)
+        if len(images) < args.splits:
+            raise SSAGANError(f"{args.image_dir} has {len(images)} images, fewer than --splits {args.splits}.")
+        for flag, wanted in (("--r_precision", args.r_precision), ("--lpips", args.lpips)):
+            if wanted and records is None:
+                raise SSAGANError(f"{flag} needs {Path(args.image_dir) / metrics.SAMPLES_FILE} (written by "
+                                  "the sampler) to know each image's caption.")
+    encoders = classifier = lpips_model = None
+    if args.r_precision:
+        encoders = metrics.load_damsm_encoders(args.text_encoder, args.image_encoder, args.captions_pickle)
+    if args.is_classifier:
+        classifier = metrics.ClassifierIS(args.is_classifier)
+    if args.lpips:
+        lpips_model = metrics.build_lpips(args.lpips_backbone)
+    model = metrics.InceptionExtractor(args.weights)
+    common = dict(batch_size=args.batch_size, device=args.device, workers=args.workers)
+
+    protocol: dict = {"inception": model.protocol(), "device": args.device, "batch_size": args.batch_size,
+                      "notes": [PAPER]}
+    if model.sha256 == metrics.RANDOM_WEIGHTS:
+        protocol["notes"].insert(0, "RANDOM Inception weights: for testing only, the numbers mean nothing")
+    result: dict = {"protocol": protocol, "inception_score": None, "fid": None, "r_precision": None}
+
+    feats = None
+    if images is not None:
+        protocol.update(image_dir=str(args.image_dir), images=len(images), resolution=list(images.size),
+                        splits=args.splits, image_set=images.description)
+        feats = metrics.extract_features(images, model, **common, desc="generated")
+        mean, std = metrics.inception_score(feats.logits, args.splits)
+        result["inception_score"] = {"mean": mean, "std": std, "splits": args.splits}
+
+    ref = None
+    if args.fid_ref:
+        size = args.ref_size
+        if size is None and images is not None and metrics.is_cub_folder(args.fid_ref):
+            size = images.size[0]  # the CUB crops are resized to the generator's output size
+        ref = metrics.reference_stats(args.fid_ref, model, split=args.ref_split, size=size,
+                                      cache_dir=None if args.no_cache else args.cache_dir, **common)
+        protocol["reference"] = ref.protocol
+        if feats is not None:
+            mu, sigma = feats.moments.stats()
+            result["fid"] = metrics.fid_from_stats(mu, sigma, ref.mu, ref.sigma)
+            if feats.count < metrics.FEATURE_DIM:
+                protocol["notes"].append(f"FID from {feats.count} < {metrics.FEATURE_DIM} images is biased "
+                                         "upwards; the usual protocol uses ~30k images")
+            ref_res = ref.protocol.get("resolution")
+            if ref_res and ref_res != list(images.size):
+                protocol["notes"].append(f"reference resolution {ref_res} differs from the generated "
+                                         f"{list(images.size)}; pass --ref_size {images.size[0]}")
+
+    if args.save_stats:
+        if ref is not None:
+            metrics.save_stats(args.save_stats, ref.mu, ref.sigma, {**ref.protocol, **model.protocol()})
+        else:
+            mu, sigma = feats.moments.stats()
+            metrics.save_stats(args.save_stats, mu, sigma,
+                               {"description": images.description, "images": len(images), **model.protocol()})
+        result["saved_stats"] = args.save_stats
+
+    if encoders is not None:
+        mean, std, info = metrics.samples_r_precision(records, *encoders, splits=args.splits, seed=args.seed,
+                                                      **common)
+        image_encoder = args.image_encoder or str(metrics.image_encoder_path(args.text_encoder))
+        result["r_precision"] = {"mean": mean, "std": std, **info, "text_encoder": str(args.text_encoder),
+                                 "image_encoder": image_encoder}
+    if classifier is not None:
+        logits = metrics.classifier_logits(images, classifier, **common)
+        mean, std = metrics.inception_score(logits, args.splits)
+        result["inception_score_classifier"] = {
+            "mean": mean, "std": std, "splits": args.splits, "classes": classifier.classes,
+            "classifier": classifier.path, "classifier_sha256": metrics.sha256_file(classifier.path),
+            "input": "bilinear 299x299, [-1, 1]"}
+    if lpips_model is not None:
+        mean, std, info = metrics.lpips_diversity(records, lpips_model, **common)
+        result["lpips_diversity"] = {"mean": mean, "std": std, **info,
+                                     "backbone": args.lpips_backbone or "torch hub cache"}
+    return result
+
+
+def report(result: dict) -> str:
+    p = result["protocol"]
+    inc = p["inception"]
+    lines = [f"Inception: {inc['weights']} (sha256 {inc['weights_sha256'][:16]}), {inc['library']}, "
+             f"{inc['resize']}"]
+    if "images" in p:
+        lines.append(f"generated: {p['image_set']} ({p['resolution'][0]}x{p['resolution'][1]}), "
+                     f"{p['splits']} splits")
+    if "reference" in p:
+        ref = p["reference"]
+        lines.append(f"reference: {ref.get('description') or ref['reference']}"
+                     + (f" [cached {ref['cache']}]" if "cache" in ref else ""))
+    lines += [f"note: {n}" for n in p["notes"]]
+    if result["inception_score"]:
+        lines.append(f"IS  = {result['inception_score']['mean']:.4f} ± {result['inception_score']['std']:.4f}")
+    if result["fid"] is not None:
+        lines.append(f"FID = {result['fid']:.4f}")
+    if result["r_precision"]:
+        r = result["r_precision"]
+        lines.append(f"R-precision = {r['mean']:.4f} ± {r['std']:.4f} (R@1, 1 true vs {r['mismatched']} "
+                     "mismatched captions)")
+    if "inception_score_classifier" in result:
+        c = result["inception_score_classifier"]
+        lines.append(f"IS (classifier {Path(c['classifier']).name}, {c['classes']} classes) = "
+                     f"{c['mean']:.4f} ± {c['std']:.4f}")
+    if "lpips_diversity" in result:
+        d = result["lpips_diversity"]
+        lines.append(f"LPIPS diversity = {d['mean']:.4f} ± {d['std']:.4f} ({d['pairs']} pairs, "
+                     f"{d['captions']} captions)")
+    if "saved_stats" in result:
+        lines.append(f"statistics written to {result['saved_stats']}")
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        result = run(args)
+    except SSAGANError as e:
+        print(f"IS.py: error: {e}", file=sys.stderr)
+        return 2
+    print(report(result))
+    out = args.out or (Path(args.image_dir) / "metrics.json" if args.image_dir else None)
+    if out:
+        write_json(result, Path(out))
+        print(f"results written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

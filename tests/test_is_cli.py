@@ -1,0 +1,204 @@
+"""IS.py end to end on tiny folders with a random-init Inception, and every bad-input error."""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import IS
+from miscc import metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+N_IMAGES = 4
+
+
+def _write_images(folder: Path, n: int, seed: int, size: int = 64, mode: str = "RGB") -> list[Path]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        shape = (size, size, 3) if mode == "RGB" else (size, size)
+        paths.append(folder / f"{i:06d}.png")
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(paths[-1])
+    return paths
+
+
+@pytest.fixture
+def sample_dir(tmp_path: Path) -> Path:
+    """The sampler's layout: img/, mask/ (greyscale, must be ignored) and samples.jsonl, two images
+    (repeats) per caption."""
+    out = tmp_path / "samples"
+    _write_images(out / "img", N_IMAGES, seed=0)
+    _write_images(out / "mask", N_IMAGES, seed=1, size=8, mode="L")
+    rows = [{"file": f"img/{i:06d}.png", "key": f"{i // 2:03d}.Bird/img_{i // 2}", "caption_idx": 0,
+             "repeat": i % 2, "text": "a small bird", "tokens": [1 + i // 2, 2, 3, 4][: 2 + i // 2]}
+            for i in range(N_IMAGES)]
+    (out / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
+@pytest.fixture(scope="module")
+def shared_inception():
+    return metrics.InceptionExtractor(metrics.RANDOM_WEIGHTS)
+
+
+@pytest.fixture
+def fast_inception(monkeypatch, shared_inception):
+    """Reuse one random-init network across CLI runs (building one takes seconds on 2 cores)."""
+    real = metrics.InceptionExtractor
+    monkeypatch.setattr(metrics, "InceptionExtractor",
+                        lambda w=None: shared_inception if w == metrics.RANDOM_WEIGHTS else real(w))
+
+
+def _run(*argv: str) -> int:
+    return IS.main(["--weights", "random", "--workers", "0", "--batch_size", "4", *argv])
+
+
+def test_end_to_end_json_cache_save_stats_and_npz_reference(tmp_path, sample_dir, fast_inception, monkeypatch):
+    ref = tmp_path / "real"
+    _write_images(ref, N_IMAGES, seed=2)
+    cache = tmp_path / "cache"
+
+    assert _run("--image_dir", str(sample_dir), "--splits", "2", "--fid_ref", str(ref),
+                "--cache_dir", str(cache)) == 0
+    result = json.loads((sample_dir / "metrics.json").read_text())
+    proto = result["protocol"]
+    assert proto["images"] == N_IMAGES and proto["resolution"] == [64, 64] and proto["splits"] == 2
+    assert proto["inception"]["weights"] == "random" and proto["inception"]["weights_sha256"] == "random"
+    assert proto["inception"]["library"].startswith("torch-fidelity ")
+    assert proto["reference"]["images"] == N_IMAGES and proto["reference"]["reference"] == str(ref)
+    assert any("RANDOM" in n for n in proto["notes"])
+    assert result["inception_score"]["mean"] >= 1.0 and result["inception_score"]["splits"] == 2
+    fid = result["fid"]
+    assert fid > 0 and np.isfinite(fid)
+    assert len(list(cache.glob("*.npz"))) == 1
+
+    # Statistics-only run: served from the cache (no feature extraction at all), written as .npz.
+    def no_extraction(*a, **k):
+        raise AssertionError("reference statistics were recomputed instead of read from the cache")
+    monkeypatch.setattr(metrics, "extract_features", no_extraction)
+    assert _run("--fid_ref", str(ref), "--save_stats", str(tmp_path / "ref.npz"),
+                "--cache_dir", str(cache)) == 0
+    monkeypatch.undo()
+    mu, sigma, meta = metrics.load_stats(tmp_path / "ref.npz")
+    assert mu.shape == (2048,) and sigma.shape == (2048, 2048) and meta["images"] == N_IMAGES
+
+    # The saved statistics as reference give the same FID as the folder did.
+    out = tmp_path / "npz.json"
+    assert _run("--image_dir", str(sample_dir), "--splits", "2", "--fid_ref", str(tmp_path / "ref.npz"),
+                "--out", str(out)) == 0
+    again = json.loads(out.read_text())
+    assert again["fid"] == pytest.approx(fid, rel=1e-9)
+    assert again["protocol"]["reference"]["kind"] == "precomputed statistics"
+
+
+def _damsm_files(tmp_path: Path, n_words: int) -> Path:
+    from DAMSM import CNN_ENCODER, RNN_ENCODER
+    torch.manual_seed(0)
+    torch.save(RNN_ENCODER(n_words, nhidden=256).state_dict(), tmp_path / "text_encoder7.pth")
+    torch.save(CNN_ENCODER(256, pretrained=False).state_dict(), tmp_path / "image_encoder7.pth")
+    vocab = {i: f"w{i}" for i in range(n_words)}
+    with open(tmp_path / "captions.pickle", "wb") as f:
+        pickle.dump([[], [], vocab, {w: i for i, w in vocab.items()}], f, protocol=2)
+    return tmp_path / "text_encoder7.pth"
+
+
+def test_r_precision_classifier_is_and_lpips_end_to_end(tmp_path, sample_dir, fast_inception):
+    pytest.importorskip("lpips")
+    from torchvision.models import Inception3
+    text_encoder = _damsm_files(tmp_path, n_words=12)
+    torch.save(Inception3(num_classes=3, aux_logits=False, init_weights=False).state_dict(), tmp_path / "cls.pth")
+    out = tmp_path / "r.json"
+    assert _run("--image_dir", str(sample_dir), "--splits", "2", "--r_precision", "--text_encoder",
+                str(text_encoder), "--captions_pickle", str(tmp_path / "captions.pickle"),
+                "--is_classifier", str(tmp_path / "cls.pth"), "--lpips", "--lpips_backbone", "random",
+                "--out", str(out)) == 0
+    result = json.loads(out.read_text())
+    r = result["r_precision"]
+    assert 0.0 <= r["mean"] <= 1.0 and r["images"] == N_IMAGES and r["mismatched"] == 99
+    assert r["distinct_captions"] == N_IMAGES // 2 and r["image_encoder"].endswith("image_encoder7.pth")
+    c = result["inception_score_classifier"]
+    assert c["classes"] == 3 and 1.0 <= c["mean"] <= 3.0
+    d = result["lpips_diversity"]
+    assert d["pairs"] == N_IMAGES // 2 and d["captions"] == N_IMAGES // 2 and d["mean"] > 0
+
+
+def _bad(tmp_path: Path, case: str) -> list[str]:
+    folder = tmp_path / "in"
+    if case == "missing":
+        return ["--image_dir", str(folder)]
+    folder.mkdir()
+    if case == "empty":
+        return ["--image_dir", str(folder)]
+    if case == "only_non_images":
+        (folder / "a.txt").write_text("x")
+        return ["--image_dir", str(folder)]
+    if case == "mixed_sizes":
+        _write_images(folder, 2, seed=0, size=16)
+        _write_images(folder / "sub", 1, seed=0, size=12)
+        return ["--image_dir", str(folder)]
+    _write_images(folder, 3, seed=0)
+    if case == "fewer_than_splits":
+        return ["--image_dir", str(folder), "--splits", "10"]
+    if case == "npz_without_mu_sigma":
+        np.savez(tmp_path / "stats.npz", mean=np.zeros(2))
+        return ["--image_dir", str(folder), "--splits", "2", "--fid_ref", str(tmp_path / "stats.npz")]
+    if case == "r_precision_without_samples":
+        return ["--image_dir", str(folder), "--splits", "2", "--r_precision", "--text_encoder", "x.pth"]
+    if case == "vocabulary_mismatch":
+        sample = tmp_path / "s"
+        _write_images(sample / "img", 1, seed=0)
+        (sample / "samples.jsonl").write_text(json.dumps(
+            {"file": "img/000000.png", "key": "k", "caption_idx": 0, "tokens": [1]}) + "\n")
+        text_encoder = tmp_path / "text_encoder1.pth"
+        torch.save({"encoder.weight": torch.zeros(9, 300)}, text_encoder)
+        with open(tmp_path / "captions.pickle", "wb") as f:
+            pickle.dump([[], [], {0: "<end>"}, {"<end>": 0}], f)
+        return ["--image_dir", str(sample), "--splits", "1", "--r_precision", "--text_encoder",
+                str(text_encoder), "--captions_pickle", str(tmp_path / "captions.pickle")]
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", r"image folder .*in does not exist"),
+    ("empty", r"image folder .*in is empty"),
+    ("only_non_images", r"holds no images, only 1 other file\(s\) such as a.txt"),
+    ("mixed_sizes", r"images differ in size: .*000000.png is 16x16 but .*sub/000000.png is 12x12"),
+    ("fewer_than_splits", r"has 3 images, fewer than --splits 10"),
+    ("npz_without_mu_sigma", r"holds the arrays \['mean'\], but FID statistics need 'mu' and 'sigma'"),
+    ("r_precision_without_samples", r"--r_precision needs .*samples.jsonl"),
+    ("vocabulary_mismatch", r"captions.pickle has 1 words but the text encoder .* was trained with 9"),
+])
+def test_bad_input_is_one_clear_error(tmp_path, capsys, monkeypatch, case, message):
+    def no_network(*a, **k):
+        raise AssertionError("bad input must be refused before any network is built")
+    monkeypatch.setattr(metrics, "InceptionExtractor", no_network)
+    argv = _bad(tmp_path, case)
+    assert _run(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("IS.py: error: ")
+    assert re.search(message, err), err
+
+
+def test_missing_weights_error_names_file_url_and_place(tmp_path, capsys, monkeypatch):
+    _write_images(tmp_path / "in", 2, seed=0)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    assert IS.main(["--image_dir", str(tmp_path / "in"), "--splits", "1", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert metrics.INCEPTION_WEIGHTS_FILE in err and metrics.INCEPTION_WEIGHTS_URL in err
+    assert str(tmp_path / "hub" / "checkpoints") in err and "--weights" in err
+
+
+def test_command_line_entry_point_exit_code(tmp_path):
+    proc = subprocess.run([sys.executable, "IS.py", "--image_dir", str(tmp_path / "none")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "IS.py: error: image folder" in proc.stderr and "Traceback" not in proc.stderr
