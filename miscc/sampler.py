@@ -1,0 +1,406 @@
+"""Sampling: images (and masks) from test captions or from a user's caption file (issue #4).
+
+``sample()`` is the one entry point; ``main.py --sample`` / ``main_finetune.py --sample`` call it.
+docs/SAMPLING.md documents the protocol and the folder layout; in short::
+
+    <out_dir>/img/000000.png ...   RGB at the generator's resolution
+    <out_dir>/mask/000000.png ...  the last-stage mask masks[-1], greyscale
+    <out_dir>/samples.jsonl        one record per image (file, mask, key, caption_idx, text, tokens, repeat)
+    <out_dir>/grid.png             user captions only: caption | images | masks, one row per caption
+    <out_dir>/DONE.json            written last: count, checkpoints, seed, protocol
+
+Differences from the original ``sampling`` (REFERENCE §9, §15.1, §15.10), all deliberate: every test
+caption once instead of one random caption per image (``caption_mode="random"`` keeps the original
+protocol), no dropped partial batch, captions and noise fixed by ``cfg.SEED``, no image loading.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import deque
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
+
+from DAMSM import RNN_ENCODER
+from datasets import TextDataset, caption_array, caption_too_long, check_vocab, encode_sentence
+from miscc.checkpoint import load_checkpoint, load_file, load_into
+from miscc.cli import run_dir
+from miscc.config import cfg
+from miscc.errors import SSAGANError
+from miscc.metrics import SAMPLES_FILE, images_to_uint8
+from miscc.utils import (NOISE_DIM, build_generator, build_text_encoder, encode_text, epoch_from_name,
+                         get_device)
+from model import NetG
+
+MODES = ("main", "finetune")
+CAPTION_MODES = ("every", "random")
+DONE_FILE = "DONE.json"
+GRID_FILE = "grid.png"
+_OUR_FILES = ("img", "mask", SAMPLES_FILE, DONE_FILE, GRID_FILE)
+_GRID_PAD = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to generate: which caption (as the text encoder reads it) and which pass."""
+    key: str
+    caption_idx: int
+    tokens: tuple[int, ...]
+    repeat: int
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+def generator_path() -> Path:
+    """TRAIN.NET_G, or the newest ``netG_<epoch>.pth`` of this run's ``models/`` when it is ''.
+
+    With TRAIN.EMA_DECAY > 0 the newest ``netG_ema_<epoch>.pth`` (the averaged weights) instead.
+    """
+    if cfg.TRAIN.NET_G:
+        path = Path(cfg.TRAIN.NET_G)
+        if not path.is_file():
+            raise SSAGANError(f"TRAIN.NET_G = {path} does not exist; point it at a netG_<epoch>.pth file.")
+        return path
+    models = run_dir() / "models"
+    prefix = "netG_ema_" if cfg.TRAIN.EMA_DECAY > 0 else "netG_"
+    # Only <prefix><digits>.pth: skips e.g. netG_best.pth, and netG_ema_* when sampling raw weights.
+    found = [(int(p.stem[len(prefix):]), p) for p in models.glob(f"{prefix}*.pth")
+             if p.stem[len(prefix):].isdigit()]
+    if not found:
+        raise SSAGANError(f"TRAIN.NET_G is empty and {models} holds no {prefix}<epoch>.pth: set TRAIN.NET_G "
+                          "to the generator to sample, e.g. --opts TRAIN.NET_G models/bird/netG_550.pth.")
+    return max(found)[1]
+
+
+def text_encoder_path(mode: str, netg_path: Path) -> Path:
+    """``main``: TEXT.DAMSM_NAME (original main.py); ``finetune``: text_encoder_<epoch>.pth beside netG.
+
+    A generator trained by main_finetune.py learned against its own fine-tuned encoder, so sampling it
+    with the DAMSM encoder would condition on sentence embeddings it never saw.
+    """
+    if mode == "main":
+        if not cfg.TEXT.DAMSM_NAME:
+            raise SSAGANError("TEXT.DAMSM_NAME is empty: set it to the DAMSM text encoder "
+                              "(e.g. DAMSMencoders/bird/text_encoder200.pth).")
+        return Path(cfg.TEXT.DAMSM_NAME)
+    epoch_from_name(str(netg_path))  # rejects names without an epoch, with the naming rule
+    name = netg_path.name
+    path = netg_path.with_name("text_encoder" + name[name.rindex("_"):])
+    if not path.is_file():
+        raise SSAGANError(f"finetune sampling needs the text encoder fine-tuned with {netg_path}: {path} "
+                          "does not exist. Put it next to the generator, or sample a generator trained by "
+                          "main.py with mode 'main' (which uses TEXT.DAMSM_NAME).")
+    return path
+
+
+def load_models(netg_path: Path, encoder_path: Path, dataset: TextDataset, device: torch.device
+                ) -> tuple[NetG, RNN_ENCODER]:
+    """(netG, text_encoder), both in eval mode on ``device``; a vocabulary mismatch is a clear error."""
+    state = load_file(encoder_path, what="text encoder")
+    if not isinstance(state, Mapping):
+        raise SSAGANError(f"{encoder_path} holds a {type(state).__name__}, not a text encoder state dict.")
+    rows = state.get("encoder.weight", state.get("module.encoder.weight"))
+    if rows is not None:
+        check_vocab(dataset.n_words, rows.shape[0], dataset.captions_path, encoder_path)
+    text_encoder = load_into(build_text_encoder(dataset.n_words, path=""), state, source=str(encoder_path))
+    netG = load_checkpoint(build_generator(), netg_path)
+    return netG.to(device).eval(), text_encoder.to(device).eval()
+
+
+# --- what to generate -----------------------------------------------------------------------------
+
+def _kept_tokens(ids: Sequence[int], words_num: int, rng: Any) -> tuple[int, ...]:
+    caps, n = caption_array(ids, words_num, rng)
+    return tuple(int(t) for t in caps[:n, 0])
+
+
+def dataset_caption_jobs(dataset: TextDataset, caption_mode: str, repeat: int, seed: int
+                      ) -> tuple[list[Job], torch.Tensor]:
+    """Jobs for ``repeat`` passes over the test split and their noise (row k = noise of job k).
+
+    ``every``: each caption once per pass, in dataset order; a caption longer than WORDS_NUM keeps
+    the ordered word subset TextDataset(every_caption=True) draws for that index (seeded by it).
+    ``random``: the original protocol, one caption per image (a numpy RandomState(seed) draws the
+    caption, then the subset of a long caption, image by image as the original's __getitem__ did).
+    Noise: a torch.Generator seeded with ``seed`` draws randn(N, 100) once per pass, so job k of a
+    pass always gets the same noise whatever the batch size, device or number of passes.
+    """
+    caps, cpi, words_num = dataset.captions, dataset.embeddings_num, dataset.words_num
+    empty = [i for i, c in enumerate(caps) if not c]
+    if empty:
+        raise SSAGANError(
+            f"{len(empty)} test caption(s) have no word the vocabulary knows (caption indices "
+            f"{empty[:5]}, e.g. of {dataset.filenames[empty[0] // cpi]!r}); the text encoder cannot read "
+            f"an empty caption. Fix text/ and delete {dataset.captions_path} to rebuild it.")
+    noise_rng = torch.Generator().manual_seed(seed)
+    caption_rng = np.random.RandomState(seed)
+    jobs: list[Job] = []
+    noise = []
+    for r in range(repeat):
+        first = len(jobs)
+        if caption_mode == "every":
+            for idx, ids in enumerate(caps):
+                rng = np.random.RandomState(idx) if len(ids) > words_num else np.random
+                jobs.append(Job(dataset.filenames[idx // cpi], idx, _kept_tokens(ids, words_num, rng), r))
+        else:
+            for i, key in enumerate(dataset.filenames):
+                idx = i * cpi + caption_rng.randint(0, cpi)
+                jobs.append(Job(key, idx, _kept_tokens(caps[idx], words_num, caption_rng), r))
+        noise.append(torch.randn(len(jobs) - first, NOISE_DIM, generator=noise_rng))
+    return jobs, torch.cat(noise)
+
+
+def read_captions_file(path: str | os.PathLike, wordtoix: dict[str, int], words_num: int
+                       ) -> list[tuple[int, tuple[int, ...]]]:
+    """(line number, word ids) per non-blank line; every problem of the file in one SSAGANError."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as e:
+        raise SSAGANError(f"captions file {path} does not exist.") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise SSAGANError(f"captions file {path} cannot be read as UTF-8 text: {e}") from e
+    captions, problems = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            ids = encode_sentence(line, wordtoix)
+        except SSAGANError as e:
+            problems.append(f"line {number}: {e}")
+            continue
+        too_long = caption_too_long(ids, words_num)
+        if too_long:
+            problems.append(f"line {number}: {too_long}")
+            continue
+        captions.append((number, tuple(ids)))
+    if problems:
+        raise SSAGANError(f"captions file {path}: {len(problems)} line(s) cannot be used:\n  "
+                          + "\n  ".join(problems))
+    if not captions:
+        raise SSAGANError(f"captions file {path} holds no caption: write one sentence per line.")
+    return captions
+
+
+def user_caption_jobs(captions: Sequence[tuple[int, tuple[int, ...]]], per_caption: int, source: str,
+                      seed: int) -> tuple[list[Job], torch.Tensor]:
+    """``per_caption`` jobs per caption (caption-major); key = '<file name>:<line>', caption_idx = the
+    caption's position in the file, repeat = sample number; one seeded randn draw for all."""
+    jobs = [Job(f"{source}:{number}", c, ids, j)
+            for c, (number, ids) in enumerate(captions) for j in range(per_caption)]
+    noise = torch.randn(len(jobs), NOISE_DIM, generator=torch.Generator().manual_seed(seed))
+    return jobs, noise
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+def _save_pngs(items: Sequence[tuple[str, np.ndarray]]) -> None:
+    for path, array in items:
+        Image.fromarray(array).save(path)
+
+
+class PngWriter:
+    """Runs ``_save_pngs`` chunks on an executor with at most ``max_pending`` chunks in flight.
+
+    The bound keeps memory flat when the generator outruns the disk; waiting on the oldest chunk also
+    surfaces a failed write at the next submit instead of after the whole run. Threads, not processes
+    (docs/SAMPLING.md has the measurements): PIL releases the GIL while it compresses into a file, so
+    a thread overlaps the generator whenever a core is free, without pickling every image.
+    """
+
+    def __init__(self, executor: Executor, max_pending: int) -> None:
+        self.executor = executor
+        self.max_pending = max_pending
+        self.pending: deque[Future] = deque()
+
+    def submit(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
+        while len(self.pending) >= self.max_pending:
+            self.pending.popleft().result()
+        self.pending.append(self.executor.submit(_save_pngs, items))
+
+    def __enter__(self) -> "PngWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                while self.pending:
+                    self.pending.popleft().result()
+        finally:
+            for f in self.pending:
+                f.cancel()
+            self.executor.shutdown(wait=True)
+
+
+def _writer() -> PngWriter:
+    workers = max(1, min(cfg.WORKERS, os.cpu_count() or 1))
+    return PngWriter(ThreadPoolExecutor(workers, thread_name_prefix="png"), max_pending=2 * workers)
+
+
+def _prepare_out_dir(out: Path) -> None:
+    """Refuse a foreign non-empty folder; clear a previous sampler run so no stale image survives."""
+    if out.exists() and any(out.iterdir()):
+        if not ((out / SAMPLES_FILE).exists() or (out / DONE_FILE).exists()):
+            raise SSAGANError(f"output folder {out} is not empty and was not written by the sampler; "
+                              "choose an empty or new folder.")
+        for name in _OUR_FILES:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    (out / "img").mkdir(parents=True, exist_ok=True)
+    (out / "mask").mkdir(exist_ok=True)
+
+
+@torch.no_grad()
+def generate(jobs: Sequence[Job], noise: torch.Tensor, netG: NetG, text_encoder: RNN_ENCODER,
+             device: torch.device, batch_size: int, out: Path, ixtoword: dict[int, str]) -> None:
+    """Generate every job in order (the last batch may be smaller) and write images, masks, records."""
+    with _writer() as writer, \
+            open(out / SAMPLES_FILE, "w", encoding="utf-8") as log, \
+            tqdm(total=len(jobs), unit="img", desc="sampling", disable=None) as bar:
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start:start + batch_size]
+            lens = torch.tensor([len(j.tokens) for j in batch])
+            caps = torch.zeros(len(batch), int(lens.max()), dtype=torch.int64)
+            for row, job in enumerate(batch):
+                caps[row, :len(job.tokens)] = torch.tensor(job.tokens)
+            _, sent = encode_text(text_encoder, caps.to(device), lens.to(device))
+            imgs, masks = netG(noise[start:start + len(batch)].to(device), sent)
+            rgb = images_to_uint8(imgs).permute(0, 2, 3, 1).cpu().numpy()
+            grey = (masks[-1].clamp(0, 1) * 255).to(torch.uint8)[:, 0].cpu().numpy()
+            items, records = [], []
+            for row, job in enumerate(batch):
+                name = f"{start + row:06d}.png"
+                items += [(str(out / "img" / name), rgb[row]), (str(out / "mask" / name), grey[row])]
+                records.append(json.dumps({
+                    "file": f"img/{name}", "mask": f"mask/{name}", "key": job.key,
+                    "caption_idx": job.caption_idx, "text": " ".join(ixtoword[t] for t in job.tokens),
+                    "tokens": list(job.tokens), "repeat": job.repeat}))
+            writer.submit(items)
+            log.write("\n".join(records) + "\n")
+            bar.update(len(batch))
+
+
+# --- grid -----------------------------------------------------------------------------------------
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int) -> list[str]:
+    """Greedy word wrap to ``width`` pixels; an overflowing last line ends in '...'."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    if len(lines) > max_lines:
+        last = lines[max_lines - 1]
+        while " " in last and font.getlength(f"{last} ...") > width:
+            last = last.rsplit(" ", 1)[0]
+        lines = lines[:max_lines - 1] + [f"{last} ..."]
+    return lines
+
+
+def caption_grid(rows: Sequence[tuple[str, Sequence[Path], Sequence[Path]]], size: int) -> Image.Image:
+    """One row per caption: its text in a 3*size wide panel, then its images, then their masks.
+
+    Tiles are size x size with a 2-pixel gap after each tile and above each row, so the grid is
+    (3*size + 2*k*(size+2)) x (2 + n*(size+2)) for n rows of k images. Masks are resized (nearest)
+    to the image size when a generator's last mask is smaller.
+    """
+    k = len(rows[0][1])
+    cell = size + _GRID_PAD
+    text_width = 3 * size
+    grid = Image.new("RGB", (text_width + 2 * k * cell, _GRID_PAD + len(rows) * cell), "white")
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default(size=max(10, size // 16))
+    line_height = font.size + 3
+    for r, (text, images, masks) in enumerate(rows):
+        y = _GRID_PAD + r * cell
+        lines = _wrap(text, font, text_width - 2 * _GRID_PAD, max(1, size // line_height))
+        for n, line in enumerate(lines):
+            draw.text((_GRID_PAD, y + n * line_height), line, fill="black", font=font)
+        for j, path in enumerate([*images, *masks]):
+            with Image.open(path) as im:
+                tile = im.convert("RGB")
+            if tile.size != (size, size):
+                tile = tile.resize((size, size), Image.NEAREST)
+            grid.paste(tile, (text_width + j * cell, y))
+    return grid
+
+
+# --- entry point ----------------------------------------------------------------------------------
+
+def _write_json_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int = 1,
+           caption_mode: str = "every", per_caption: int = 4, out_dir: Optional[str] = None,
+           batch_size: Optional[int] = None) -> Path:
+    """Generate from the test captions (default) or from ``captions_file``; return the output folder.
+
+    Everything else comes from ``cfg``: TRAIN.NET_G (or the newest netG_<epoch>.pth of the run),
+    TEXT.DAMSM_NAME (mode ``main``) or text_encoder_<epoch>.pth beside netG (mode ``finetune``),
+    DATA_DIR (captions and vocabulary of the test split; no image is read), TRAIN.NF, TREE.BASE_SIZE,
+    TRAIN.BATCH_SIZE (unless ``batch_size``), SEED, WORKERS (PNG writer threads).
+
+    Test captions: ``caption_mode`` ``every`` = each caption once per pass (CUB: 29,330 images),
+    ``random`` = one random caption per image (the original protocol); ``repeat`` passes with fresh
+    noise. User captions: ``per_caption`` images per non-blank line, plus ``grid.png``. The default
+    folder is ``run_dir()/samples/<netG stem>_<mode>`` (``..._<captions file stem>`` for user captions).
+    """
+    if mode not in MODES:
+        raise SSAGANError(f"sampling mode must be one of {list(MODES)}, got {mode!r}.")
+    if caption_mode not in CAPTION_MODES:
+        raise SSAGANError(f"caption mode must be one of {list(CAPTION_MODES)}, got {caption_mode!r}.")
+    batch_size = cfg.TRAIN.BATCH_SIZE if batch_size is None else batch_size
+    for name, value in (("repeat", repeat), ("per_caption", per_caption), ("batch size", batch_size)):
+        if value < 1:
+            raise SSAGANError(f"{name} must be at least 1, got {value}.")
+
+    dataset = TextDataset(cfg.DATA_DIR, "test", cfg.TREE.BASE_SIZE)
+    captions = (read_captions_file(captions_file, dataset.wordtoix, dataset.words_num)
+                if captions_file else None)
+    netg_path = generator_path()
+    encoder_path = text_encoder_path(mode, netg_path)
+    device = get_device()
+    netG, text_encoder = load_models(netg_path, encoder_path, dataset, device)
+
+    summary: dict = {"mode": mode, "seed": cfg.SEED, "netG": os.path.abspath(netg_path),
+                     "text_encoder": os.path.abspath(encoder_path),
+                     "data_dir": os.path.abspath(dataset.data_dir),
+                     "image_size": netG.imsize, "words_num": dataset.words_num}
+    if captions is not None:
+        source = Path(captions_file)
+        jobs, noise = user_caption_jobs(captions, per_caption, source.name, cfg.SEED)
+        default_name = f"{netg_path.stem}_{mode}_{source.stem}"
+        summary.update(protocol="captions", captions_file=os.path.abspath(source), per_caption=per_caption)
+    else:
+        jobs, noise = dataset_caption_jobs(dataset, caption_mode, repeat, cfg.SEED)
+        default_name = f"{netg_path.stem}_{mode}"
+        summary.update(protocol=caption_mode, repeat=repeat, test_images=len(dataset.filenames),
+                       captions_per_image=dataset.embeddings_num)
+
+    out = Path(out_dir) if out_dir else run_dir() / "samples" / default_name
+    _prepare_out_dir(out)
+    generate(jobs, noise, netG, text_encoder, device, batch_size, out, dataset.ixtoword)
+    if captions is not None:
+        rows = []
+        for c in range(len(captions)):
+            names = [f"{c * per_caption + j:06d}.png" for j in range(per_caption)]
+            text = " ".join(dataset.ixtoword[t] for t in captions[c][1])
+            rows.append((text, [out / "img" / n for n in names], [out / "mask" / n for n in names]))
+        caption_grid(rows, netG.imsize).save(out / GRID_FILE)
+    _write_json_atomic({"count": len(jobs), **summary}, out / DONE_FILE)
+    return out
