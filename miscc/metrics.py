@@ -34,6 +34,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from miscc.config import cfg
+
 from miscc.errors import SSAGANError
 
 # torch-fidelity's conversion of TF's inception-2015-12-05 graph (the network of the original
@@ -803,7 +805,8 @@ def load_damsm_encoders(text_encoder: str | os.PathLike, image_encoder: Optional
                           "the dataset the encoder belongs to.")
     text = RNN_ENCODER(n_words, nhidden=nef)
     load_into(text, text_state, source=os.fspath(text_encoder))
-    image = CNN_ENCODER(nef, pretrained=False)
+    # The encoder's input resize is part of what it was trained with (--cfg gives it).
+    image = CNN_ENCODER(nef, pretrained=False, input_size=cfg.TRAIN.DAMSM_INPUT_SIZE)
     load_checkpoint(image, image_encoder or image_encoder_path(text_encoder))
     return text.eval(), image.eval()
 
