@@ -8,10 +8,14 @@ released code differ, this follows the code (see the README's "paper vs code" se
     (align_corners=True) and only then squashed with a sigmoid;
   * every residual branch is scaled by a learned scalar gate that starts at 0, and the SSCBN text MLPs
     end in zero-initialised layers, so a fresh generator is a pure shortcut chain.
+
+NetG's keyword options build the ablations and related systems of docs/VARIANTS.md (no masks,
+DF-GAN's deep fusion, conditioning augmentation); their defaults are the released generator.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Iterable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -54,41 +58,74 @@ def _text_mlp(out_features: int) -> nn.Sequential:
     return mlp
 
 
-class SSCBN(nn.Module):
-    """Semantic-spatial conditional batch norm: y = (1 + m*gamma(s)) * BN(x) + m*beta(s).
+class TextAffine(nn.Module):
+    """Text-conditioned per-channel scale and shift: y = (1 + m*gamma(s)) * h + m*beta(s).
 
-    BN has no affine parameters of its own; the text decides scale and shift, and the predicted mask
-    m (B x 1 x H x W, in [0, 1]) decides *where* they apply.
+    h = BN(x) with a parameter-free BN (``normalize=True``, SSA-GAN's SSCBN) or x itself (DF-GAN's
+    ``affine``). The mask m (B x 1 x H x W, in [0, 1]) decides *where* the text acts; ``mask=None`` is
+    m = 1 everywhere, computed without full-size mask products. DF-GAN writes the scale as gamma(s)
+    with the last bias initialised to 1: 1 + gamma(s) with a zero bias is the same function, and as
+    the offset is a constant, Adam follows the same trajectory.
     """
 
-    def __init__(self, num_features: int):
+    def __init__(self, num_features: int, normalize: bool = True):
         super().__init__()
-        self.batch_norm2d = SynchronizedBatchNorm2d(num_features, affine=False)
+        self.batch_norm2d = SynchronizedBatchNorm2d(num_features, affine=False) if normalize else None
         self.fc_gamma = _text_mlp(num_features)
         self.fc_beta = _text_mlp(num_features)
 
-    def forward(self, x: torch.Tensor, sent: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        normed = self.batch_norm2d(x)
+    def forward(self, x: torch.Tensor, sent: torch.Tensor,
+                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        h = x if self.batch_norm2d is None else self.batch_norm2d(x)
         gamma = self.fc_gamma(sent)[:, :, None, None]
         beta = self.fc_beta(sent)[:, :, None, None]
-        return (gamma * mask + 1) * normed + beta * mask
+        if mask is None:
+            return (gamma + 1) * h + beta
+        return (gamma * mask + 1) * h + beta * mask
+
+
+class SSCBN(TextAffine):
+    """Semantic-spatial conditional batch norm (released ``affine``): (1 + m*gamma(s)) * BN(x) + m*beta(s).
+
+    BN has no affine parameters of its own; the text decides scale and shift, and the predicted mask
+    decides where they apply.
+    """
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, normalize=True)
+
+
+# Affine layers at a block's two fusion points (before c1, before c2), named as the released
+# SSA-GAN / DF-GAN code names them, so the state-dict keys are theirs.
+FUSION_LAYERS = {
+    "ssacn": (("affine0",), ("affine2",)),  # one SSCBN + ReLU per point
+    "dfgan": (("affine0", "affine1"), ("affine2", "affine3")),  # two (affine + LeakyReLU 0.2) per point
+}
 
 
 class SSACNBlock(nn.Module):
-    """One generator stage (released name ``G_Block``): gated residual of two SSCBN+ReLU+conv.
+    """One generator stage (released name ``G_Block``): shortcut(x) + gate * c2(fuse(c1(fuse(x)))).
 
+    ``fusion`` picks how the sentence enters at each fusion point (``FUSION_LAYERS``): ``ssacn`` is
+    the released block, ``dfgan`` DF-GAN's deep fusion (no normalisation, LeakyReLU(0.2)).
     Returns the block output and, if it has a predictor, the mask logits for the next stage,
     computed on the output at this block's resolution (upsampled by NetG afterwards).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, predict_mask: bool = True):
+    def __init__(self, in_ch: int, out_ch: int, predict_mask: bool = True, fusion: str = "ssacn"):
         super().__init__()
+        if fusion not in FUSION_LAYERS:
+            raise ValueError(f"fusion must be one of {list(FUSION_LAYERS)}, got {fusion!r}")
         self.learnable_sc = in_ch != out_ch
         self.predict_mask = predict_mask
+        self.fusion_points = FUSION_LAYERS[fusion]
         self.c1 = nn.Conv2d(in_ch, out_ch, 3, 1, 1)
         self.c2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1)
-        self.affine0 = SSCBN(in_ch)
-        self.affine2 = SSCBN(out_ch)
+        for names, channels in zip(self.fusion_points, (in_ch, out_ch)):
+            for name in names:
+                self.add_module(name, SSCBN(channels) if fusion == "ssacn"
+                                else TextAffine(channels, normalize=False))
+        self.act = nn.ReLU() if fusion == "ssacn" else nn.LeakyReLU(0.2)
         if self.learnable_sc:
             self.c_sc = nn.Conv2d(in_ch, out_ch, 1, 1, 0)
         if predict_mask:
@@ -99,13 +136,17 @@ class SSACNBlock(nn.Module):
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         return self.c_sc(x) if self.learnable_sc else x
 
-    def residual(self, x: torch.Tensor, sent: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.affine0(x, sent, mask))
-        h = self.c1(h)
-        h = F.relu(self.affine2(h, sent, mask))
-        return self.c2(h)
+    def fuse(self, h: torch.Tensor, sent: torch.Tensor, mask: Optional[torch.Tensor],
+             point: int) -> torch.Tensor:
+        for name in self.fusion_points[point]:
+            h = self.act(getattr(self, name)(h, sent, mask))
+        return h
 
-    def forward(self, x: torch.Tensor, sent: torch.Tensor, mask: torch.Tensor):
+    def residual(self, x: torch.Tensor, sent: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        h = self.c1(self.fuse(x, sent, mask, 0))
+        return self.c2(self.fuse(h, sent, mask, 1))
+
+    def forward(self, x: torch.Tensor, sent: torch.Tensor, mask: Optional[torch.Tensor]):
         out = self.shortcut(x) + self.gamma * self.residual(x, sent, mask)
         next_logits = self.conv_mask(out) if self.predict_mask else None
         return out, next_logits
@@ -119,44 +160,102 @@ def generator_channels(ngf: int, imsize: int) -> list[tuple[int, int]]:
     return [(ngf * i, ngf * o) for i, o in zip(ins, outs)]
 
 
+class ConditioningAugmentation(nn.Module):
+    """Conditioning augmentation (StackGAN; CSA-GAN's "conditional semantic augmentation").
+
+    Linear(256 -> 4*256) + GLU gives (mu, logvar), each 256-d, as StackGAN++/AttnGAN's ``CA_NET``
+    (StackGAN-v1 used Linear(256 -> 2*256) + ReLU, which forces mu >= 0 and sigma >= 1). Training
+    returns c = mu + sigma * eps, eps ~ N(0, I); eval returns mu, so sampling depends only on the noise.
+    """
+
+    def __init__(self, dim: int = SENT_DIM):
+        super().__init__()
+        self.fc = nn.Linear(dim, 4 * dim)
+
+    def encode(self, sent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of the sentence's Gaussian, each B x dim."""
+        mu, logvar = F.glu(self.fc(sent), dim=1).chunk(2, dim=1)
+        return mu, logvar
+
+    def forward(self, sent: torch.Tensor) -> torch.Tensor:
+        mu, logvar = self.encode(sent)
+        if not self.training:
+            return mu
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
 class NetG(nn.Module):
     """Text-to-image generator. ``forward(noise, sent_emb) -> (image in [-1,1], masks)``.
 
     ``masks`` lists the post-sigmoid mask consumed by each block (4x4 ... imsize), B x 1 x r x r.
     At imsize 256 (the default) this is exactly the released module; 64 and 128 drop leading
     constant-width blocks for cheap experiments.
+
+    Variants (docs/VARIANTS.md), all off by default:
+      * ``ssacn=False``: no mask predictor at all; every fusion is spatially uniform (m = 1) and the
+        returned masks are all ones, so mask consumers work unchanged;
+      * ``fusion="dfgan"``: DF-GAN's blocks (``FUSION_LAYERS``) and DF-GAN's output head (no BN);
+      * ``ca=True``: the sentence passes through ``ca_net`` (ConditioningAugmentation) first.
     """
 
-    def __init__(self, ngf: int = 64, nz: int = 100, imsize: int = 256):
+    def __init__(self, ngf: int = 64, nz: int = 100, imsize: int = 256, ssacn: bool = True,
+                 fusion: str = "ssacn", ca: bool = False):
         super().__init__()
         self.ngf, self.nz, self.imsize = ngf, nz, imsize
+        self.ssacn, self.fusion = ssacn, fusion
         channels = generator_channels(ngf, imsize)
         # Registration order (conv_mask, fc, blocks, conv_img) is the released key order.
-        self.conv_mask = MaskPredictor(ngf * 8)
+        if ssacn:
+            self.conv_mask = MaskPredictor(ngf * 8)
         self.fc = nn.Linear(nz, ngf * 8 * 4 * 4)
         for i, (cin, cout) in enumerate(channels):
-            self.add_module(f"block{i}", SSACNBlock(cin, cout, predict_mask=i < len(channels) - 1))
+            self.add_module(f"block{i}", SSACNBlock(cin, cout, predict_mask=ssacn and i < len(channels) - 1,
+                                                    fusion=fusion))
         self.num_blocks = len(channels)
+        norm = [SynchronizedBatchNorm2d(ngf)] if fusion == "ssacn" else []
         self.conv_img = nn.Sequential(
-            SynchronizedBatchNorm2d(ngf),
+            *norm,
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ngf, 3, 3, 1, 1),
             nn.Tanh(),
         )
+        # Registered last: every other layer draws the same initial weights as without CA.
+        self.ca_net = ConditioningAugmentation() if ca else None
 
     def blocks(self) -> list[SSACNBlock]:
         return [getattr(self, f"block{i}") for i in range(self.num_blocks)]
 
+    def variant(self) -> dict:
+        """The structural variant, in the form ``variant_of`` reads back from a state dict."""
+        return {"SSACN": self.ssacn, "FUSION": self.fusion, "CA": self.ca_net is not None}
+
+    @staticmethod
+    def variant_of(keys: Iterable[str]) -> Optional[dict]:
+        """The variant a state dict (keys without ``module.``) was saved from; None if not a NetG's."""
+        keys = set(keys)
+        if "fc.weight" not in keys:
+            return None
+        return {"SSACN": "conv_mask.0.weight" in keys,
+                "FUSION": "dfgan" if "block0.affine1.fc_gamma.linear1.weight" in keys else "ssacn",
+                "CA": "ca_net.fc.weight" in keys}
+
     def forward(self, noise: torch.Tensor, sent_emb: torch.Tensor):
+        if self.ca_net is not None:
+            sent_emb = self.ca_net(sent_emb)
         h = self.fc(noise).view(noise.size(0), 8 * self.ngf, 4, 4)
-        logits = self.conv_mask(h)
+        logits = self.conv_mask(h) if self.ssacn else None
         masks = []
         for i, block in enumerate(self.blocks()):
             if i > 0:
                 h = F.interpolate(h, scale_factor=2, mode="nearest")
-                logits = F.interpolate(logits, size=h.shape[-2:], mode="bilinear", align_corners=True)
-            mask = torch.sigmoid(logits)
-            masks.append(mask)
+            if self.ssacn:
+                if i > 0:
+                    logits = F.interpolate(logits, size=h.shape[-2:], mode="bilinear", align_corners=True)
+                mask = torch.sigmoid(logits)
+                masks.append(mask)
+            else:
+                mask = None
+                masks.append(h.new_ones(h.size(0), 1, *h.shape[-2:]))
             h, logits = block(h, sent_emb, mask)
         return self.conv_img(h), masks
 

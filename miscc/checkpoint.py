@@ -63,6 +63,30 @@ def _strip_prefix(state: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.
     return OrderedDict(state)
 
 
+# Config key of each entry of a generator variant (NetG.variant(), plus EMA in training states).
+VARIANT_KEYS = {"SSACN": "GAN.SSACN", "FUSION": "GAN.FUSION", "CA": "TEXT.CA",
+                "EMA": "EMA (TRAIN.EMA_DECAY > 0)"}
+
+
+def describe_variant(variant: Mapping[str, Any]) -> str:
+    return ", ".join(f"{VARIANT_KEYS.get(k, k)}: {v}" for k, v in variant.items())
+
+
+def variant_mismatch(source: str, saved: Mapping[str, Any], current: Mapping[str, Any]) -> SSAGANError:
+    return SSAGANError(
+        f"{source} was saved by the generator variant [{describe_variant(saved)}] but this run builds "
+        f"[{describe_variant(current)}]. Use the config of the variant that wrote it (cfg/ablation/, "
+        "cfg/dfgan_bird.yml, ...; docs/VARIANTS.md) or set those keys to the file's values.")
+
+
+def _check_variant(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """A module with structural variants (NetG) names both variants instead of listing keys."""
+    variant_of = getattr(module, "variant_of", None)
+    saved = variant_of(state.keys()) if variant_of is not None else None
+    if saved is not None and saved != module.variant():
+        raise variant_mismatch(source, saved, module.variant())
+
+
 def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> "OrderedDict":
     """Return ``state`` keyed for ``module`` (prefix removed, missing BN counters filled) or raise.
 
@@ -78,6 +102,8 @@ def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], sourc
     unexpected = [k for k in state if k not in target]
     shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
               for k in target if k in state and tuple(state[k].shape) != tuple(target[k].shape)]
+    if missing or unexpected:
+        _check_variant(_unwrap(module), state, source)
     if missing or unexpected or shapes:
         def listing(title, items):
             if not items:

@@ -77,6 +77,19 @@ SPEC: tuple[Key, ...] = (
     Key("TRAIN.WARMUP_EPOCHS", 200, "No GAN checkpoint is written before this epoch."),
     Key("TRAIN.GSAVE_INTERVAL", 10, "Write netG_<epoch>.pth every this many epochs."),
     Key("TRAIN.DSAVE_INTERVAL", 10, "Write netD_<epoch>.pth every this many epochs."),
+    Key("TRAIN.AMP", "none", "New: mixed precision of the GAN forwards (autocast); `none` = fp32, "
+        "bit-identical to the released computation; `fp16` adds loss scaling (GradScaler), `bf16` needs "
+        "none. Losses and MA-GP norms stay fp32 (docs/SCALING.md).", ("none", "bf16", "fp16")),
+    Key("TRAIN.CHANNELS_LAST", False, "New: channels-last memory format for G, D and the image encoder "
+        "(faster convolutions on tensor-core GPUs; same math)."),
+    Key("TRAIN.COMPILE", False, "New: `torch.compile` the G forward and the D trunk of the hinge passes "
+        "(the MA-GP pass stays eager: compiled graphs have no double backward)."),
+    Key("TRAIN.KL_WEIGHT", 1.0 / 256, "New: weight of the conditioning-augmentation KL term (batch mean of "
+        "the sum over the 256 dimensions) in the generator loss when TEXT.CA; the default equals "
+        "AttnGAN's KL coefficient 1.0 on its per-dimension mean (docs/VARIANTS.md)."),
+    Key("TRAIN.EMA_DECAY", 0.0, "New: exponential moving average of the generator weights, updated after "
+        "every G step with this decay (e.g. 0.999); saved as `netG_ema_<epoch>.pth` and preferred by the "
+        "sampler. 0 = off (released)."),
 
     Key("GAN.DF_DIM", 64, "Inert; kept for old YAMLs (D width is TRAIN.NF)."),
     Key("GAN.GF_DIM", 128, "Inert; kept for old YAMLs (G width is TRAIN.NF)."),
@@ -85,6 +98,11 @@ SPEC: tuple[Key, ...] = (
     Key("GAN.R_NUM", 2, "Inert; kept for old YAMLs."),
     Key("GAN.B_ATTENTION", True, "Inert; kept for old YAMLs."),
     Key("GAN.B_DCGAN", True, "Inert; kept for old YAMLs."),
+    Key("GAN.SSACN", True, "New: semantic masks in the generator (released). False = ablation without "
+        "SSACN: no mask predictors, every fusion spatially uniform (docs/VARIANTS.md)."),
+    Key("GAN.FUSION", "ssacn", "New: generator fusion block; `ssacn` = SSCBN + ReLU (released), `dfgan` = "
+        "DF-GAN's two (affine + LeakyReLU) per fusion without BN, and DF-GAN's output head.",
+        ("ssacn", "dfgan")),
 
     Key("TEXT.CAPTIONS_PER_IMAGE", 10, "Captions per image in the dataset (CUB 10, COCO 5)."),
     Key("TEXT.EMBEDDING_DIM", 256, "DAMSM word/sentence embedding size (bidirectional: 2 x 128)."),
@@ -92,6 +110,9 @@ SPEC: tuple[Key, ...] = (
     Key("TEXT.DAMSM_NAME", "../DAMSMencoders/coco/text_encoder200.pth",
         "DAMSM text-encoder checkpoint; the image encoder is the same path with "
         "`text_encoder` -> `image_encoder`."),
+    Key("TEXT.CA", False, "New: conditioning augmentation (CSA-GAN / StackGAN): the generator sees "
+        "c = mu + sigma * eps of the sentence (mu when sampling), plus TRAIN.KL_WEIGHT * KL in its loss; "
+        "D and DAMSM keep the sentence embedding."),
 
     Key("TRAIN.EVAL_INTERVAL", 0, "New: compute FID every this many epochs during training "
         "(`miscc.metrics.FIDEvaluator`, logged to TensorBoard); 0 = off."),

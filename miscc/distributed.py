@@ -1,7 +1,18 @@
-"""Process-group facts in one place: everything else asks ``is_main()`` instead of checking ranks."""
+"""Process-group facts in one place: everything else asks ``is_main()`` instead of checking ranks.
+
+Multi-process training is launched by ``torchrun`` (one process per GPU, or several CPU processes
+with gloo); ``init_distributed`` reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR/PORT) and returns the device of this process. Without torchrun every helper here is a
+no-op and the code runs exactly as a single process. docs/SCALING.md explains the set-up.
+"""
 from __future__ import annotations
 
+import os
+from typing import Iterable
+
+import torch
 import torch.distributed as dist
+from torch import nn
 
 
 def is_dist() -> bool:
@@ -16,6 +27,98 @@ def world_size() -> int:
     return dist.get_world_size() if is_dist() else 1
 
 
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0")) if is_dist() else 0
+
+
 def is_main() -> bool:
     """Only the main process writes logs, checkpoints, samples and progress bars."""
     return rank() == 0
+
+
+def launched_world_size() -> int:
+    """Processes torchrun started for this job (1 without torchrun), known before any group exists."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def pick_device(cuda: bool, gpu_id: int = 0) -> torch.device:
+    """cuda:LOCAL_RANK under torchrun, cuda:gpu_id in one process, the CPU without (usable) CUDA."""
+    if cuda and torch.cuda.is_available():
+        return torch.device("cuda", local_rank() if is_dist() else gpu_id)
+    return torch.device("cpu")
+
+
+def init_distributed(cuda: bool = True, gpu_id: int = 0) -> torch.device:
+    """Join torchrun's process group (nccl on GPUs, gloo on CPUs) if it started several processes.
+
+    Returns this process's device. A single process (plain ``python main.py``) joins nothing.
+    """
+    use_cuda = cuda and torch.cuda.is_available()
+    if launched_world_size() > 1 and not is_dist():
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    device = pick_device(cuda, gpu_id)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+class DistributedDataParallel(torch.nn.parallel.DistributedDataParallel):
+    """DDP that also accepts CPU modules holding our ``sync_batchnorm.SyncBatchNorm``.
+
+    PyTorch's DDP refuses any SyncBatchNorm in a CPU module because PyTorch's own has no CPU kernel;
+    ours has a CPU path (gloo), so the refusal is kept for GPU modules only.
+    """
+
+    def _passing_sync_batchnorm_handle(self, module: nn.Module) -> None:
+        if self.device_type != "cpu":
+            super()._passing_sync_batchnorm_handle(module)
+
+
+def cleanup() -> None:
+    if is_dist():
+        dist.destroy_process_group()
+
+
+def broadcast_module(module: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every rank (modules that DDP does not wrap)."""
+    if world_size() == 1:
+        return
+    with torch.no_grad():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor, src=0)
+
+
+def all_reduce_grads(params: Iterable[nn.Parameter]) -> None:
+    """Average ``.grad`` over ranks with one flattened all-reduce (StyleGAN2-ADA's approach).
+
+    Used instead of DDP for the discriminator and the fine-tuned encoders: D's MA-GP step needs a
+    double backward (``autograd.grad(create_graph=True)``) and D runs several forwards per backward,
+    and the image encoder runs twice per iteration; DDP's gradient hooks assume one forward and one
+    plain backward. Parameters without a gradient (unused in this backward, the same on every rank
+    because every rank runs the same graph) are left without one, so Adam skips them as it would in
+    one process.
+    """
+    if world_size() == 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def mean_over_ranks(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Average a dict of scalar tensors over ranks (one all-reduce), e.g. epoch loss sums for logging."""
+    if world_size() == 1 or not values:
+        return values
+    keys = list(values)  # same insertion order on every rank: the same code built the dict
+    stacked = torch.stack([torch.as_tensor(values[k]).float() for k in keys])
+    dist.all_reduce(stacked)
+    return dict(zip(keys, stacked / world_size()))

@@ -111,10 +111,14 @@ def sent_loss(cnn_code: torch.Tensor, rnn_code: torch.Tensor, labels: Optional[t
     return F.cross_entropy(scores, labels), F.cross_entropy(scores.t(), labels)
 
 
-def DAMSM_loss(image_encoder: torch.nn.Module, imgs: torch.Tensor, real_labels: torch.Tensor,
-               words_embs: torch.Tensor, sent_emb: torch.Tensor, match_labels: torch.Tensor,
+def DAMSM_loss(image_encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+               imgs: torch.Tensor, real_labels: torch.Tensor, words_embs: torch.Tensor,
+               sent_emb: torch.Tensor, match_labels: torch.Tensor,
                cap_lens: torch.Tensor, class_ids: ClassIds, lambda_: Optional[float] = None) -> torch.Tensor:
-    """LAMBDA * (word terms) + LAMBDA * (sentence terms) of images encoded by ``image_encoder``."""
+    """LAMBDA * (word terms) + LAMBDA * (sentence terms) of images encoded by ``image_encoder``.
+
+    ``image_encoder``: the CNN_ENCODER, or any callable returning (region features, global code).
+    """
     lam = _smooth("LAMBDA", lambda_)
     batch_size = real_labels.size(0)
     region_features, cnn_code = image_encoder(imgs)
@@ -154,3 +158,12 @@ def ma_gp(logits_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], real_
     grad = torch.cat((g_img.reshape(g_img.size(0), -1), g_sent.reshape(g_sent.size(0), -1)), dim=1)
     norm = torch.sqrt(torch.sum(grad ** 2, dim=1))
     return k * torch.mean(norm ** p)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) of conditioning augmentation: batch mean of the per-sample sum.
+
+    0.5 * sum_d(mu^2 + sigma^2 - 1 - log sigma^2). StackGAN/AttnGAN's ``KL_loss`` also averages over
+    the d dimensions (= this / d), so their coefficient c corresponds to TRAIN.KL_WEIGHT = c / d.
+    """
+    return 0.5 * torch.sum(mu.pow(2) + logvar.exp() - 1.0 - logvar, dim=1).mean()

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
+from miscc import distributed
 from miscc.checkpoint import load_checkpoint, load_file, load_into
 from miscc.config import cfg
 from miscc.errors import SSAGANError
@@ -22,10 +23,11 @@ NOISE_DIM = 100  # hard-coded in the released NetG
 
 
 def get_device(gpu_id: Optional[int] = None) -> torch.device:
-    """CUDA (cfg.GPU_ID) when enabled and present, else the CPU; never fails on a CPU-only machine."""
-    if cfg.CUDA and torch.cuda.is_available():
-        return torch.device("cuda", cfg.GPU_ID if gpu_id is None else gpu_id)
-    return torch.device("cpu")
+    """CUDA (cfg.GPU_ID; LOCAL_RANK under torchrun) when enabled and present, else the CPU.
+
+    Never fails on a CPU-only machine.
+    """
+    return distributed.pick_device(cfg.CUDA, cfg.GPU_ID if gpu_id is None else gpu_id)
 
 
 def seed_everything(seed: int) -> None:
@@ -75,7 +77,19 @@ def build_image_encoder(path: Optional[str] = None) -> CNN_ENCODER:
 
 
 def build_generator() -> NetG:
-    return NetG(cfg.TRAIN.NF, NOISE_DIM, imsize=cfg.TREE.BASE_SIZE)
+    """NetG of the configured size and variant (GAN.SSACN, GAN.FUSION, TEXT.CA; docs/VARIANTS.md)."""
+    return NetG(cfg.TRAIN.NF, NOISE_DIM, imsize=cfg.TREE.BASE_SIZE, ssacn=cfg.GAN.SSACN,
+                fusion=cfg.GAN.FUSION, ca=cfg.TEXT.CA)
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model for parameters; buffers (BN statistics) are copied,
+    since averaging running statistics of different weights would describe neither."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
 
 
 def build_discriminator() -> NetD:

@@ -1,0 +1,201 @@
+"""Sampling throughput at 256x256 including PNG writing: the sampler's pipelined writer vs saving in the loop.
+
+    python bench/bench_sampling.py [--nf 64] [--images 48] [--batch 24] [--writers N] [--threads N]
+                                   [--rounds 2] [--replay] [--gpu -1]
+
+Both generate the same images (same noise, captions, generator) and write the same files: the RGB
+image and its 256x256 mask as PNG, plus one JSON line per image.
+  * baseline: generate a batch, then in the main loop convert each image and save it with PIL (what
+    the original ``sampling`` did), so the device idles while PNGs are compressed;
+  * pipelined: ``miscc.sampler.generate``: one uint8 conversion per batch, PNGs compressed by
+    ``--writers`` threads (PIL releases the GIL in zlib) while the next batch is generated;
+  * pipelined, zlib level 1: the same with PIL's ``compress_level=1`` (faster, ~larger, still lossless;
+    not what the sampler does, shown to say what would speed it up).
+The generator is a random NetG with its residual gates and text modulation opened, so images have
+texture (a fresh NetG's flat output would compress unrealistically fast). Two more rows split the
+baseline: generation alone, and PNG writing alone (single thread). The rounds run interleaved and
+the fastest is reported. ``--replay`` replays precomputed generator outputs instead of running the
+generator: the situation of a fast GPU, where only the writing pipeline is left to time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import common
+import miscc.sampler
+from DAMSM import RNN_ENCODER
+from miscc.config import cfg
+from miscc.metrics import images_to_uint8
+from miscc.sampler import Job, generate
+from miscc.utils import encode_text
+from model import NetG
+
+N_WORDS = 60
+
+
+class Replay(torch.nn.Module):
+    """Stands in for a generator that costs nothing (a fast GPU): returns precomputed batches in turn."""
+
+    def __init__(self, outputs: list) -> None:
+        super().__init__()
+        self.outputs, self.i = outputs, 0
+
+    def forward(self, noise: torch.Tensor, sent: torch.Tensor):
+        out = self.outputs[self.i % len(self.outputs)]
+        self.i += 1
+        return out
+
+
+def build(nf: int, images: int, device: torch.device):
+    torch.manual_seed(0)
+    netG = NetG(nf, 100, imsize=256)
+    with torch.no_grad():
+        for name, p in netG.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(1.0)
+            elif "linear2" in name:
+                p.normal_(0, 0.05)
+    text_encoder = RNN_ENCODER(N_WORDS, nhidden=256)
+    rng = np.random.RandomState(0)
+    jobs = [Job(f"k{i}", i, tuple(int(t) for t in rng.randint(1, N_WORDS, rng.randint(8, 19))), 0)
+            for i in range(images)]
+    noise = torch.randn(images, 100, generator=torch.Generator().manual_seed(0))
+    return netG.to(device).eval(), text_encoder.to(device).eval(), jobs, noise
+
+
+def batches(jobs, noise, netG, text_encoder, device, batch_size):
+    """The sampler's generation, batch by batch: (start, jobs, images, last masks) on the device."""
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start:start + batch_size]
+        lens = torch.tensor([len(j.tokens) for j in batch])
+        caps = torch.zeros(len(batch), int(lens.max()), dtype=torch.int64)
+        for row, job in enumerate(batch):
+            caps[row, :len(job.tokens)] = torch.tensor(job.tokens)
+        _, sent = encode_text(text_encoder, caps.to(device), lens.to(device))
+        imgs, masks = netG(noise[start:start + len(batch)].to(device), sent)
+        yield start, batch, imgs, masks[-1]
+
+
+@torch.no_grad()
+def baseline(jobs, noise, netG, text_encoder, device, batch_size, out: Path, ixtoword, write=True) -> None:
+    (out / "img").mkdir(parents=True, exist_ok=True)
+    (out / "mask").mkdir(exist_ok=True)
+    with open(out / "samples.jsonl", "w") as log:
+        for start, batch, imgs, masks in batches(jobs, noise, netG, text_encoder, device, batch_size):
+            if not write:
+                common.sync(device)
+                continue
+            for row, job in enumerate(batch):
+                name = f"{start + row:06d}.png"
+                im = imgs[row].cpu().numpy()
+                im = ((im + 1.0) * 127.5).clip(0, 255).astype(np.uint8).transpose(1, 2, 0)
+                Image.fromarray(im).save(out / "img" / name)
+                mask = (masks[row, 0].clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
+                Image.fromarray(mask).save(out / "mask" / name)
+                log.write(json.dumps({"file": f"img/{name}", "key": job.key, "caption_idx": job.caption_idx,
+                                      "text": " ".join(ixtoword[t] for t in job.tokens)}) + "\n")
+
+
+@torch.no_grad()
+def png_only(arrays: list[np.ndarray], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for i, a in enumerate(arrays):
+        Image.fromarray(a).save(out / f"{i:06d}.png")
+
+
+def _save_pngs_level1(items) -> None:
+    for path, array in items:
+        Image.fromarray(array).save(path, compress_level=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nf", type=int, default=64, help="TRAIN.NF of the generator (released: 64)")
+    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=24)
+    parser.add_argument("--writers", type=int, default=os.cpu_count(), help="PNG writer threads (cfg.WORKERS)")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--replay", action="store_true",
+                        help="replay precomputed generator outputs: only the writing pipeline is timed")
+    parser.add_argument("--gpu", type=int, default=0, help="-1 forces the CPU")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda", args.gpu) if args.gpu >= 0 and torch.cuda.is_available() else torch.device("cpu")
+    cfg.WORKERS = args.writers
+    netG, text_encoder, jobs, noise = build(args.nf, args.images, device)
+    ixtoword = {i: f"w{i}" for i in range(N_WORDS)}
+    if args.replay:
+        with torch.no_grad():
+            netG = Replay([(imgs, [masks]) for *_, imgs, masks in
+                           batches(jobs, noise, netG, text_encoder, device, args.batch)])
+    with torch.no_grad():
+        first = next(batches(jobs, noise, netG, text_encoder, device, args.batch))
+    sample = images_to_uint8(first[2]).permute(0, 2, 3, 1).cpu().numpy()
+    masks = (first[3][:, 0].clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
+    pngs = [a for pair in zip(sample, masks) for a in pair]  # what one batch writes, image + mask
+
+    def pipelined(out: Path) -> None:
+        (out / "img").mkdir(parents=True)
+        (out / "mask").mkdir()
+        generate(jobs, noise, netG, text_encoder, device, args.batch, out, ixtoword)
+
+    def pipelined_level1(out: Path) -> None:
+        saved = miscc.sampler._save_pngs
+        miscc.sampler._save_pngs = _save_pngs_level1
+        try:
+            pipelined(out)
+        finally:
+            miscc.sampler._save_pngs = saved
+
+    impls = {
+        "baseline: generate a batch, then PIL-save each image in the loop":
+            lambda out: baseline(jobs, noise, netG, text_encoder, device, args.batch, out, ixtoword),
+        f"pipelined: miscc.sampler.generate, {args.writers} writer thread(s)": pipelined,
+        f"pipelined, zlib level 1 ({args.writers} writer thread(s))": pipelined_level1,
+        "(part of baseline) generation only": lambda out: baseline(jobs, noise, netG, text_encoder, device,
+                                                                   args.batch, out, ixtoword, write=False),
+    }
+    best: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for i, (name, fn) in enumerate(impls.items()):
+                t, _ = common.timed(lambda: fn(Path(tmp) / f"r{r}_{i}"), device)
+                best[name] = min(best.get(name, t), t)
+            reps = max(1, len(jobs) // len(sample))
+            t, _ = common.timed(lambda: [png_only(pngs, Path(tmp) / f"png{r}_{k}") for k in range(reps)], device)
+            best["(part of baseline) PNG writing only, 1 thread"] = min(
+                best.get("(part of baseline) PNG writing only, 1 thread", t), t * len(jobs) / (reps * len(sample)))
+        files = list((Path(tmp) / "r0_0" / "img").iterdir())
+        kib = sum(f.stat().st_size for f in files) / len(files) / 1024
+        files1 = list((Path(tmp) / "r0_2" / "img").iterdir())
+        kib1 = sum(f.stat().st_size for f in files1) / len(files1) / 1024
+
+    print(f"machine: {common.machine()}; device {device}")
+    what = "replayed generator outputs (generation costs nothing)" if args.replay else f"NetG NF {args.nf}"
+    print(f"{args.images} images at 256x256 (+ masks), {what}, batch {args.batch}, best of "
+          f"{args.rounds} rounds; image PNG {kib:.0f} KiB (zlib level 1: {kib1:.0f} KiB)\n")
+    print("| implementation | s | images/s | vs baseline |")
+    print("|---|---:|---:|---:|")
+    base = next(iter(best.values()))
+    for name, t in best.items():
+        print(f"| {name} | {t:.2f} | {args.images / t:.1f} | {base / t:.2f}x |")
+    names = list(best)
+    print(f"\nsummary: pipelined sampler {args.images / best[names[1]]:.1f} images/s vs baseline "
+          f"{args.images / base:.1f} images/s ({base / best[names[1]]:.2f}x; zlib level 1: "
+          f"{base / best[names[2]]:.2f}x) with {what} on {device.type}; generation alone "
+          f"{args.images / best[names[3]]:.1f} images/s, PNG writing alone {args.images / best[names[4]]:.1f} "
+          f"images/s per thread.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""One full SSA-GAN training step (D hinge + MA-GP + G with DAMSM): ``GANTrainer.step`` vs a baseline.
+
+    python bench/bench_train_step.py [--nf 8] [--batch 6] [--size 64] [--damsm_size 75] [--amp none]
+                                     [--mode main] [--steps 3] [--rounds 2] [--threads N] [--gpu -1]
+
+The baseline is the same step computed the straightforward way: the DAMSM word loss as the original's
+per-caption loop (``bench/common.py``) and every loss read back to the host after each step (``.item()``,
+as a plain logging loop does). Each implementation runs ``--steps`` consecutive steps on one fixed
+batch from the same starting state (models, optimisers, RNG), so their losses must agree step by step
+(up to float rounding of the two words_loss orders); ``--rounds`` repeats both, interleaved, and the
+fastest round is reported (other processes on a shared machine only ever add time). The first step
+of each round is a warm-up and is not timed. Peak memory: this process's peak RSS, and on a GPU
+``torch.cuda.max_memory_allocated`` per implementation.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+import common
+import miscc.losses
+from miscc.trainer import GANTrainer
+
+
+def snapshot(trainer: GANTrainer) -> dict:
+    modules = {"netG": trainer.netG, "netD": trainer.netD, "text": trainer.text_encoder,
+               "image": trainer.image_encoder}
+    optims = {"optG": trainer.optG, "optD": trainer.optD}
+    if trainer.optE is not None:
+        optims["optE"] = trainer.optE
+    return {"modules": {k: copy.deepcopy(m.state_dict()) for k, m in modules.items()},
+            "optims": {k: copy.deepcopy(o.state_dict()) for k, o in optims.items()},
+            "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all()}
+
+
+def restore(trainer: GANTrainer, state: dict) -> None:
+    modules = {"netG": trainer.netG, "netD": trainer.netD, "text": trainer.text_encoder,
+               "image": trainer.image_encoder}
+    for k, m in modules.items():
+        m.load_state_dict(state["modules"][k])
+    for k, o in state["optims"].items():
+        getattr(trainer, k).load_state_dict(copy.deepcopy(o))
+    torch.set_rng_state(state["rng"])
+    if state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def baseline_step(trainer: GANTrainer, data) -> dict:
+    original = miscc.losses.words_loss
+    miscc.losses.words_loss = common.loop_words_loss  # DAMSM_loss looks it up at call time
+    try:
+        return {k: v.item() for k, v in trainer.step(data).items()}
+    finally:
+        miscc.losses.words_loss = original
+
+
+def run(trainer: GANTrainer, step, data, steps: int) -> tuple[list[float], list[dict], float]:
+    """(seconds of the timed steps, losses of every step, peak CUDA MiB or 0)."""
+    device = trainer.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times, losses = [], []
+    for i in range(steps + 1):
+        t, stats = common.timed(lambda: step(data), device)
+        losses.append({k: float(v) for k, v in stats.items()})
+        if i:
+            times.append(t)
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else 0.0
+    return times, losses, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nf", type=int, default=8, help="TRAIN.NF (released: 64)")
+    parser.add_argument("--batch", type=int, default=6, help="TRAIN.BATCH_SIZE (released: 24)")
+    parser.add_argument("--size", type=int, default=64, choices=(64, 128, 256), help="TREE.BASE_SIZE")
+    parser.add_argument("--damsm_size", type=int, default=75, help="TRAIN.DAMSM_INPUT_SIZE (released: 299)")
+    parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
+    parser.add_argument("--mode", default="main", choices=("main", "finetune"))
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round (after 1 warm-up step)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--gpu", type=int, default=0, help="-1 forces the CPU")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        common.make_run(Path(tmp), args.nf, args.batch, args.size, args.damsm_size, args.amp,
+                        cuda=args.gpu >= 0, extra={"GPU_ID": max(args.gpu, 0)})
+        trainer = GANTrainer(args.mode)
+        trainer.netG.train()
+        trainer.netD.train()
+        data = next(iter(trainer.loader))
+        start = snapshot(trainer)
+        impls = {"baseline: per-caption words_loss + .item() per step": lambda d: baseline_step(trainer, d),
+                 "GANTrainer.step": trainer.step}
+        best: dict = {}
+        for _ in range(args.rounds):
+            for name, step in impls.items():
+                restore(trainer, start)
+                times, losses, peak = run(trainer, step, data, args.steps)
+                if name not in best or statistics.median(times) < statistics.median(best[name][0]):
+                    best[name] = (times, losses, peak)
+
+    device = trainer.device
+    print(f"machine: {common.machine()}; device {device}")
+    print(f"{args.mode} step: NF {args.nf}, batch {args.batch}, {args.size}x{args.size}, DAMSM input "
+          f"{args.damsm_size}, AMP {args.amp}; best of {args.rounds} rounds of {args.steps} timed steps\n")
+    print("| implementation | s/step (median) | images/s | speed-up | peak CUDA MiB |")
+    print("|---|---:|---:|---:|---:|")
+    (base_t, base_l, _), (ours_t, ours_l, _) = best.values()
+    base_s = statistics.median(base_t)
+    for name, (times, _, peak) in best.items():
+        s = statistics.median(times)
+        mem = f"{peak:.0f}" if peak else "n/a"
+        print(f"| {name} | {s:.3f} | {args.batch / s:.1f} | {base_s / s:.2f}x | {mem} |")
+    print(f"\npeak RSS of this process (both implementations): {common.peak_rss_mb():.0f} MiB")
+
+    keys = list(ours_l[0])
+    print("\n| step | " + " | ".join(k.split("/")[-1] for k in keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    worst = 0.0
+    for i, (a, b) in enumerate(zip(ours_l, base_l)):
+        print(f"| {i} | " + " | ".join(f"{a[k]:.5f}" for k in keys) + " |")
+        worst = max([worst] + [abs(a[k] - b[k]) / max(1.0, abs(b[k])) for k in keys])
+    print(f"\nlosses above are GANTrainer.step's; largest relative difference to the baseline over all "
+          f"{len(ours_l)} steps and terms: {worst:.1e}")
+    print(f"\nsummary: GANTrainer.step {statistics.median(ours_t):.3f} s/step vs baseline {base_s:.3f} s/step "
+          f"({base_s / statistics.median(ours_t):.2f}x) at NF {args.nf}, batch {args.batch}, {args.size}px, "
+          f"{device.type}, AMP {args.amp}; losses agree to {worst:.0e}.")
+
+
+if __name__ == "__main__":
+    main()

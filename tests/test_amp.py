@@ -1,0 +1,74 @@
+"""Mixed precision (TRAIN.AMP): bf16 / fp16 training steps on CPU and the precision of the MA-GP pass."""
+import pytest
+import torch
+
+from miscc.config import cfg
+from miscc.losses import ma_gp
+from miscc.trainer import GANTrainer
+from model import NetD
+from tests.test_trainer import configure, damsm_files, snapshot, changed  # noqa: F401  (fixture)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_training_step_has_finite_losses_and_trains_fp32_weights(amp, tmp_path, synthetic_birds,
+                                                                      damsm_files):  # noqa: F811
+    configure(tmp_path, synthetic_birds, damsm_files, **{"TRAIN.AMP": amp, "TRAIN.BATCH_SIZE": 4})
+    trainer = GANTrainer("main")
+    # The fixture's random Inception has default BN statistics, so its activations grow to ~1e7, past
+    # fp16's range (a trained DAMSM encoder's do not): calibrate them once on random images.
+    for m in trainer.image_encoder.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 1.0
+    with torch.no_grad():
+        trainer.image_encoder.train()(torch.rand(4, 3, 64, 64) * 2 - 1)
+    trainer.image_encoder.eval()
+    assert trainer.scalers["G"].is_enabled() == (amp == "fp16")
+    g0, d0 = snapshot(trainer.netG), snapshot(trainer.netD)
+    stats = trainer.step(next(iter(trainer.loader)))
+    assert all(torch.isfinite(v) and v.dtype == torch.float32 for v in stats.values()), stats
+    assert all(p.dtype == torch.float32 for p in trainer.netG.parameters())  # master weights stay fp32
+    assert "fc.weight" in changed(g0, trainer.netG)
+    assert "COND_DNET.joint_conv.0.weight" in changed(d0, trainer.netD)
+    if amp == "fp16":
+        state = trainer.state_dict(epoch=1)
+        assert set(state["scalers"]) == {"D", "G", "E"} and state["scalers"]["D"]["scale"] > 0
+
+
+def test_default_amp_is_plain_fp32(tmp_path, synthetic_birds, damsm_files):  # noqa: F811
+    configure(tmp_path, synthetic_birds, damsm_files)
+    trainer = GANTrainer("main")
+    assert cfg.TRAIN.AMP == "none" and trainer.amp_dtype is None
+    assert not any(s.is_enabled() for s in trainer.scalers.values())
+    assert "scalers" not in trainer.state_dict(epoch=1)
+
+
+@pytest.mark.parametrize("amp,gp_dtype,d_dtype", [(None, torch.float32, torch.float32),
+                                                   (torch.bfloat16, torch.bfloat16, torch.bfloat16),
+                                                   (torch.float16, torch.float32, torch.float16)])
+def test_gradient_penalty_pass_precision(amp, gp_dtype, d_dtype):
+    # fp16 input gradients of unscaled logits underflow; a loss-scaled penalty turns inf on every
+    # overflow step, so under fp16 the MA-GP pass stays fp32 (bf16 has fp32's range).
+    trainer = object.__new__(GANTrainer)  # only the D forwards are exercised: no data, no encoders
+    torch.manual_seed(0)
+    trainer.device, trainer.amp_dtype = torch.device("cpu"), amp
+    trainer.netD = trainer.d_trunk = NetD(4, imsize=64)
+    seen = []
+    trainer.netD.block0.conv_r[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    imgs, sent = torch.rand(2, 3, 64, 64) * 2 - 1, torch.randn(2, 256)
+    gp = ma_gp(trainer.gp_logits, imgs, sent)
+    assert seen == [gp_dtype] and gp.dtype == torch.float32 and torch.isfinite(gp)
+    seen.clear()
+    assert trainer.d_logits(imgs, sent).dtype == torch.float32 and seen == [d_dtype]
+
+
+def test_fp16_input_gradients_underflow_without_a_loss_scale():
+    # Why the MA-GP pass is not run in fp16: d logit / d input = 1e-8 is below fp16's smallest
+    # subnormal (6e-8), so an unscaled half-precision backward returns exactly 0 (no penalty).
+    def logits(x, s):
+        with torch.autocast("cpu", dtype=torch.float16):
+            h = (x.half() * 1e-4).flatten(1).sum(1) + (s.half() * 1e-4).sum(1)
+            return (h * 1e-4).float()
+
+    imgs, sent = torch.ones(2, 3, 4, 4), torch.ones(2, 8)
+    assert ma_gp(logits, imgs, sent, p=2.0) == 0
+    assert ma_gp(lambda x, s: ((x * 1e-8).flatten(1).sum(1) + (s * 1e-8).sum(1)), imgs, sent, p=2.0) > 0

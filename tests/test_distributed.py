@@ -1,0 +1,266 @@
+"""Multi-process training on CPU (gloo): SyncBN, gradient averaging, and a real torchrun run.
+
+Two parts:
+  * ``test_two_ranks_compute_what_one_process_computes_on_the_whole_batch``: 2 processes
+    (torch.multiprocessing) each take half of a batch; SyncBatchNorm outputs/statistics/gradients,
+    a DDP-wrapped NetG's averaged gradients and NetD's explicitly all-reduced hinge + MA-GP gradients
+    must equal a single process on the concatenated batch.
+  * ``test_torchrun_two_processes``: ``python -m torch.distributed.run --nproc_per_node=2
+    main_finetune.py`` (through a launcher that only records who writes what and dumps each rank's
+    final state) on the synthetic birds.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from miscc import distributed
+from miscc.checkpoint import load_checkpoint, save_released
+from miscc.losses import d_hinge_real, ma_gp
+from model import NetD, NetG
+from sync_batchnorm import SyncBatchNorm, SynchronizedBatchNorm2d, convert_sync_batchnorm
+from tests.test_trainer import damsm_files  # noqa: F401  (fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+WORLD = 2
+HALF = 3  # samples per rank
+
+
+def _bn_pair() -> nn.Sequential:
+    torch.manual_seed(0)
+    bn = nn.Sequential(nn.BatchNorm2d(5), SynchronizedBatchNorm2d(5, affine=False))
+    with torch.no_grad():
+        bn[0].weight.uniform_(0.5, 1.5)
+        bn[0].bias.normal_()
+    return bn
+
+
+def _bn_data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(WORLD * HALF, 5, 4, 4, generator=g) * 3 + 2  # |mean| comparable to std
+    return x, torch.randn(x.shape, generator=g)
+
+
+def _netg() -> NetG:
+    torch.manual_seed(2)
+    g = NetG(4, 100, imsize=64)
+    with torch.no_grad():  # open the residual gates and text MLPs so every BN is on the gradient path
+        for name, p in g.named_parameters():
+            if name.endswith("gamma") or "linear2" in name:
+                p.normal_(0, 0.5)
+    return g
+
+
+def _netd() -> NetD:
+    torch.manual_seed(3)
+    d = NetD(4, imsize=64)
+    with torch.no_grad():
+        for name, p in d.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(0.5)
+    return d
+
+
+def _gan_data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(4)
+    n = WORLD * HALF
+    return torch.randn(n, 100, generator=g), torch.randn(n, 256, generator=g), \
+        torch.rand(n, 3, 64, 64, generator=g) * 2 - 1
+
+
+def _d_loss(d: NetD, imgs: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
+    def logits(x, s):
+        return d.COND_DNET(d(x), s)
+    return d_hinge_real(logits(imgs, sent)) + ma_gp(logits, imgs, sent)
+
+
+def _grads(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: p.grad.clone() for k, p in module.named_parameters() if p.grad is not None}
+
+
+def _worker(rank: int, init_file: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        part = slice(rank * HALF, (rank + 1) * HALF)
+        res: dict = {}
+
+        bn = convert_sync_batchnorm(_bn_pair())
+        assert all(isinstance(m, SyncBatchNorm) for m in bn)
+        x, w = _bn_data()
+        xs = x[part].clone().requires_grad_(True)
+        y = bn(xs)
+        (y * w[part]).sum().backward()
+        res["bn"] = {"y": y.detach(), "x_grad": xs.grad, "w_grad": bn[0].weight.grad,
+                     "b_grad": bn[0].bias.grad, "state": bn.state_dict()}
+
+        netg = convert_sync_batchnorm(_netg())
+        ddp = distributed.DistributedDataParallel(netg)
+        noise, sent, real = _gan_data()
+        fake, _ = ddp(noise[part], sent[part])
+        fake.square().mean().backward()
+        res["g"] = {"grads": _grads(netg), "state": netg.state_dict()}
+
+        netd = _netd()
+        _d_loss(netd, real[part], sent[part]).backward()
+        distributed.all_reduce_grads(netd.parameters())
+        res["d"] = {"grads": _grads(netd)}
+        torch.save(res, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, what: str, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    assert torch.allclose(a, b, rtol=rtol, atol=atol), f"{what}: max diff {(a - b).abs().max().item():.3g}"
+
+
+def test_two_ranks_compute_what_one_process_computes_on_the_whole_batch(tmp_path):
+    mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+
+    # SyncBatchNorm == BatchNorm over the concatenated batch: outputs, input and affine gradients,
+    # running statistics (identical on both ranks).
+    bn = _bn_pair()
+    x, w = _bn_data()
+    x.requires_grad_(True)
+    y = bn(x)
+    (y * w).sum().backward()
+    for r, res in enumerate(ranks):
+        part = slice(r * HALF, (r + 1) * HALF)
+        _close(res["bn"]["y"], y.detach()[part], "SyncBN output")
+        _close(res["bn"]["x_grad"], x.grad[part], "SyncBN input gradient")
+        for k, v in bn.state_dict().items():
+            _close(res["bn"]["state"][k].float(), v.float(), f"SyncBN {k}")
+            assert torch.equal(res["bn"]["state"][k], ranks[0]["bn"]["state"][k]), k
+    _close(sum(res["bn"]["w_grad"] for res in ranks), bn[0].weight.grad, "SyncBN weight gradient")
+    _close(sum(res["bn"]["b_grad"] for res in ranks), bn[0].bias.grad, "SyncBN bias gradient")
+
+    # DDP + SyncBN generator: averaged gradients == full-batch gradients; BN running stats global.
+    netg = _netg()
+    noise, sent, real = _gan_data()
+    fake, _ = netg(noise, sent)
+    fake.square().mean().backward()
+    ref = _grads(netg)
+    assert set(ref) == set(ranks[0]["g"]["grads"])
+    for res in ranks:
+        for k, g in ref.items():
+            _close(res["g"]["grads"][k], g, f"G grad {k}", atol=1e-6)
+        for k, v in netg.state_dict().items():
+            _close(res["g"]["state"][k].float(), v.float(), f"G state {k}")
+    running = [k for k in netg.state_dict() if k.endswith("running_var")]
+    assert running and all(torch.equal(ranks[0]["g"]["state"][k], ranks[1]["g"]["state"][k]) for k in running)
+
+    # D: hinge + MA-GP (double backward) with one flattened all-reduce == full-batch gradients.
+    netd = _netd()
+    _d_loss(netd, real, sent).backward()
+    ref = _grads(netd)
+    for res in ranks:
+        assert set(res["d"]["grads"]) == set(ref)
+        for k, g in ref.items():
+            _close(res["d"]["grads"][k], g, f"D grad {k}", atol=1e-6)
+
+
+LAUNCHER = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {repo!r})
+    import torch
+    import miscc.checkpoint
+    import miscc.trainer
+    from miscc import distributed
+
+    out = {out!r}
+    save = miscc.checkpoint.atomic_save
+
+    def recording_save(obj, path):
+        with open(os.path.join(out, "writes.txt"), "a") as f:
+            f.write(f"{{distributed.rank()}} {{os.path.basename(str(path))}}\\n")
+        save(obj, path)
+
+    miscc.checkpoint.atomic_save = miscc.trainer.atomic_save = recording_save
+    train = miscc.trainer.GANTrainer.train
+
+    def train_and_dump(self):
+        result = train(self)
+        torch.save({{"netG": self.netG.state_dict(), "netD": self.netD.state_dict(),
+                    "text_encoder": self.text_encoder.state_dict(),
+                    "image_encoder": self.image_encoder.state_dict(), "steps": self.step_count,
+                    "world": distributed.world_size()}},
+                   os.path.join(out, f"rank{{distributed.rank()}}.pt"))
+        return result
+
+    miscc.trainer.GANTrainer.train = train_and_dump
+    miscc.trainer.cli_main(sys.argv[1], sys.argv[2:])
+""")
+
+
+def test_torchrun_two_processes(tmp_path, synthetic_birds, damsm_files):  # noqa: F811
+    released = tmp_path / "start" / "netG_000.pth"  # a single-process (released-format) starting point
+    released.parent.mkdir()
+    torch.manual_seed(5)
+    save_released(NetG(4, 100, imsize=64), released, prefix="module.")
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER.format(repo=str(REPO), out=str(tmp_path)))
+    opts = {"OUTPUT_DIR": str(tmp_path / "output"), "CONFIG_NAME": "ddp", "TEXT.DAMSM_NAME": str(damsm_files),
+            "TREE.BASE_SIZE": 64, "TRAIN.NF": 4, "TRAIN.BATCH_SIZE": HALF, "TRAIN.MAX_EPOCH": 1,
+            "TRAIN.WARMUP_EPOCHS": 0, "TRAIN.GSAVE_INTERVAL": 1, "TRAIN.DSAVE_INTERVAL": 1, "WORKERS": 0,
+            "TRAIN.DAMSM_INPUT_SIZE": 75, "TRAIN.NET_G": str(released)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
+           str(launcher), "finetune", "--cfg", "cfg/bird.yml", "--gpu", "-1", "--data_dir", str(synthetic_birds),
+           "--opts", *[str(x) for kv in opts.items() for x in kv]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    # Only rank 0 writes: checkpoints (recorded), TensorBoard (one event file), one "run folder" line.
+    writes = (tmp_path / "writes.txt").read_text().split("\n")
+    writers = {line.split()[0] for line in writes if line}
+    written = {line.split()[1] for line in writes if line}
+    assert writers == {"0"}
+    assert {"netG_001.pth", "netD_001.pth", "text_encoder_001.pth", "image_encoder_001.pth",
+            "latest.pth"} <= written
+    run = tmp_path / "output" / "ddp"
+    assert len(list((run / "tb").iterdir())) == 1
+    assert proc.stdout.count("run folder:") == 1
+
+    dumps = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    # 18 train images, 2 ranks x 3 per batch: each rank reads its own 9 (DistributedSampler) -> 3 steps.
+    assert [d["steps"] for d in dumps] == [3, 3] and [d["world"] for d in dumps] == [WORLD, WORLD]
+    for name in ("netG", "netD", "text_encoder", "image_encoder"):
+        a, b = dumps[0][name], dumps[1][name]
+        for k in a:  # same updates on both ranks, including the synchronized BN statistics
+            assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), f"{name}.{k} differs between ranks"
+    g_state = dumps[0]["netG"]
+    var = g_state["conv_mask.1.running_var"]
+    assert not torch.equal(var, torch.ones_like(var))  # the BN statistics did move
+
+    # The files are single-process files: no DDP prefix inside, released `module.` prefix for netG/netD.
+    netg = load_checkpoint(NetG(4, 100, imsize=64), run / "models" / "netG_001.pth")
+    for k, v in netg.state_dict().items():
+        assert torch.equal(v, g_state[k]), k
+    saved = torch.load(run / "models" / "netG_001.pth", weights_only=True)
+    assert all(k.startswith("module.") and not k.startswith("module.module.") for k in saved)
+    latest = torch.load(run / "models" / "latest.pth", weights_only=True)
+    assert not any(k.startswith("module.") for k in latest["netG"])
+
+
+@pytest.mark.parametrize("entry", ["sampling", "damsm"])
+def test_single_process_entries_refuse_torchrun_with_a_hint(entry, monkeypatch, capsys):
+    from miscc.damsm_trainer import main as damsm_main
+    from miscc.trainer import cli_main
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit) as exit_info:
+        if entry == "sampling":
+            cli_main("main", ["--cfg", "cfg/bird.yml", "--sample"])
+        else:
+            damsm_main(["--cfg", "cfg/DAMSM/bird.yml"])
+    assert exit_info.value.code == 2
+    assert "not with torchrun" in capsys.readouterr().err
