@@ -9,10 +9,12 @@ encoders) lack and which has no effect on the computation (momentum is fixed at 
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 from collections import OrderedDict
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -143,3 +145,24 @@ def released_state_dict(module: nn.Module, prefix: str = "") -> "OrderedDict[str
 def save_released(module: nn.Module, path: str | os.PathLike, prefix: str = "") -> None:
     """Write ``module`` in the released format, atomically."""
     atomic_save(released_state_dict(module, prefix), path)
+
+
+def rng_state() -> dict:
+    """python/numpy/torch(/cuda) RNG states, in a form ``weights_only`` loading accepts (no numpy arrays)."""
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what ``rng_state`` captured, so a resumed run draws what the uninterrupted one would."""
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

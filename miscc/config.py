@@ -43,7 +43,8 @@ SPEC: tuple[Key, ...] = (
     Key("RNN_TYPE", "LSTM", "Recurrent cell of the DAMSM text encoder.", ("LSTM", "GRU")),
     Key("B_VALIDATION", False, "True: sample the test captions instead of training "
         "(the original YAMLs shipped True)."),
-    Key("RESTORE", False, "Resume: from the run's `latest.pth` if present, else from TRAIN.NET_G."),
+    Key("RESTORE", False, "Resume: from the run's `latest.pth` if present, else from TRAIN.NET_G "
+        "(DAMSM pretraining: `latest_damsm.pth`, else TRAIN.NET_E)."),
     Key("USE_SN", False, "Inert in the released code (D has no spectral norm); kept for old YAMLs."),
     Key("loss", "hinge", "GAN loss; only the hinge loss of the released code exists.", ("hinge",)),
 
@@ -51,7 +52,8 @@ SPEC: tuple[Key, ...] = (
     Key("TREE.BASE_SIZE", 64, "Image size trained on: 256 released, 64/128 for cheap runs, 299 for DAMSM."),
 
     Key("TRAIN.BATCH_SIZE", 64, "Batch size per process (global batch = this x world size under DDP)."),
-    Key("TRAIN.MAX_EPOCH", 600, "Last epoch (epochs are 1-based for the GAN, 0-based for DAMSM pretraining)."),
+    Key("TRAIN.MAX_EPOCH", 600, "GAN: last epoch (1-based). DAMSM pretraining: number of epochs "
+        "(0-based, the last is MAX_EPOCH-1)."),
     Key("TRAIN.SNAPSHOT_INTERVAL", 2000, "DAMSM pretraining: save encoders when epoch % this == 0."),
     Key("TRAIN.DISCRIMINATOR_LR", 0.0004, "Adam lr of D (the released main.py hard-codes 4e-4; the "
         "original default 2e-4 was never read)."),

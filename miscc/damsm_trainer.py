@@ -31,14 +31,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -47,7 +45,8 @@ from tqdm import tqdm
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset, build_transform, prepare_data
 from miscc import distributed
-from miscc.checkpoint import atomic_save, load_file, load_into, released_state_dict, save_released
+from miscc.checkpoint import (atomic_save, load_file, load_into, released_state_dict, rng_state,
+                              save_released, set_rng_state)
 from miscc.cli import base_parser, run_dir, run_main
 from miscc.config import cfg, cfg_to_dict, save_cfg
 from miscc.errors import SSAGANError
@@ -100,26 +99,6 @@ def epoch_of_text_encoder(path: str) -> int:
                           "text_encoder<epoch>.pth (e.g. text_encoder200.pth), with the matching "
                           "image_encoder<epoch>.pth next to it.")
     return int(match.group(1))
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        # weights_only loading accepts tensors but not numpy arrays.
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -257,7 +236,7 @@ class _Run:
         if changed:
             tqdm.write(f"note: config differs from the interrupted run in: {', '.join(changed)}")
         # Last, so that building the encoders above does not consume the restored random streams.
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         tqdm.write(f"resuming from {self.latest} at epoch {self.start_epoch}, lr {self.lr:.6g}")
 
     def params(self) -> list[nn.Parameter]:
@@ -272,7 +251,7 @@ class _Run:
             "format": STATE_FORMAT, "epoch": epoch, "lr": lr_after,
             "text_encoder": released_state_dict(self.text_encoder),
             "image_encoder": released_state_dict(self.image_encoder),
-            "rng": _rng_state(), "config": cfg_to_dict(),
+            "rng": rng_state(), "config": cfg_to_dict(),
         }, self.latest)
 
 

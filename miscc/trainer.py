@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import random
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from torchvision.utils import make_grid, save_image
@@ -30,8 +28,8 @@ from tqdm import tqdm
 
 from datasets import TextDataset, build_transform, prepare_data
 from miscc import distributed
-from miscc.checkpoint import (atomic_save, load_checkpoint, load_file, load_into, save_released,
-                              variant_mismatch)
+from miscc.checkpoint import (atomic_save, load_checkpoint, load_file, load_into, rng_state, save_released,
+                              set_rng_state, variant_mismatch)
 from miscc.cli import base_parser, run_dir, run_main
 from miscc.config import cfg, cfg_to_dict, save_cfg
 from miscc.errors import SSAGANError
@@ -47,25 +45,6 @@ GAN_BETAS = (0.0, 0.9)
 # The variant of training states written before states recorded one: only the released one existed.
 RELEASED_VARIANT = {"SSACN": True, "FUSION": "ssacn", "CA": False, "EMA": False}
 LATEST = "latest.pth"
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class GANTrainer:
@@ -176,7 +155,7 @@ class GANTrainer:
         state = {
             "mode": self.mode, "epoch": epoch, "step": self.step_count, "config": cfg_to_dict(),
             "netG": self.netG.state_dict(), "netD": self.netD.state_dict(),
-            "optG": self.optG.state_dict(), "optD": self.optD.state_dict(), "rng": _rng_state(),
+            "optG": self.optG.state_dict(), "optD": self.optD.state_dict(), "rng": rng_state(),
             "variant": self.variant,
         }
         if self.netG_ema is not None:
@@ -209,7 +188,7 @@ class GANTrainer:
         for name, scaler_state in state.get("scalers", {}).items():
             if self.scalers[name].is_enabled():
                 self.scalers[name].load_state_dict(scaler_state)
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.start_epoch = state["epoch"] + 1
         self.step_count = state["step"]
 

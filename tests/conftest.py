@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+import torch
+
+from DAMSM import CNN_ENCODER, RNN_ENCODER
+from datasets import TextDataset
+from miscc.checkpoint import save_released
 from miscc.config import reset_cfg
 from tools.make_birds import make_birds
 
@@ -30,3 +35,14 @@ def synthetic_birds(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_birds") / "birds"
     make_birds(root, **TINY_BIRDS)
     return root
+
+
+@pytest.fixture(scope="session")
+def damsm_files(synthetic_birds, tmp_path_factory):
+    """A random DAMSM pair in the released format, sized for the synthetic vocabulary."""
+    folder = tmp_path_factory.mktemp("DAMSMencoders")
+    n_words = TextDataset(synthetic_birds, "train").n_words
+    torch.manual_seed(0)
+    save_released(RNN_ENCODER(n_words, nhidden=256), folder / "text_encoder200.pth")
+    save_released(CNN_ENCODER(256, pretrained=False), folder / "image_encoder200.pth")
+    return folder / "text_encoder200.pth"

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import torch
 
+from miscc.config import cfg, cfg_from_list
+from miscc.utils import seed_everything
+
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
@@ -18,3 +21,23 @@ def reference_state_dict(name: str) -> list[tuple[str, tuple[int, ...], str]]:
 def state_dict_rows(module: torch.nn.Module) -> list[tuple[str, tuple[int, ...], str]]:
     return [(k, tuple(v.shape), str(v.dtype).replace("torch.", ""))
             for k, v in module.state_dict().items()]
+
+
+def configure(tmp_path, data_dir, damsm, **extra):
+    opts = {"DATA_DIR": str(data_dir), "OUTPUT_DIR": str(tmp_path / "output"), "CONFIG_NAME": "tiny",
+            "TEXT.DAMSM_NAME": str(damsm), "TREE.BASE_SIZE": "64", "TRAIN.NF": "4",
+            "TRAIN.BATCH_SIZE": "6", "TRAIN.MAX_EPOCH": "1", "TRAIN.WARMUP_EPOCHS": "0",
+            "TRAIN.GSAVE_INTERVAL": "1", "TRAIN.DSAVE_INTERVAL": "1", "WORKERS": "0",
+            "TRAIN.DAMSM_INPUT_SIZE": "75", "CUDA": "False"}
+    opts.update({k: str(v) for k, v in extra.items()})
+    cfg_from_list([x for kv in opts.items() for x in kv])
+    seed_everything(cfg.SEED)
+
+
+def snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def changed(before, module, keys=None):
+    after = module.state_dict()
+    return {k for k in (keys or before) if not torch.equal(before[k], after[k])}

@@ -6,12 +6,12 @@ from miscc.config import cfg
 from miscc.losses import ma_gp
 from miscc.trainer import GANTrainer
 from model import NetD
-from tests.test_trainer import configure, damsm_files, snapshot, changed  # noqa: F401  (fixture)
+from tests.helpers import changed, configure, snapshot
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_training_step_has_finite_losses_and_trains_fp32_weights(amp, tmp_path, synthetic_birds,
-                                                                      damsm_files):  # noqa: F811
+                                                                      damsm_files):
     configure(tmp_path, synthetic_birds, damsm_files, **{"TRAIN.AMP": amp, "TRAIN.BATCH_SIZE": 4})
     trainer = GANTrainer("main")
     # The fixture's random Inception has default BN statistics, so its activations grow to ~1e7, past
@@ -34,7 +34,7 @@ def test_amp_training_step_has_finite_losses_and_trains_fp32_weights(amp, tmp_pa
         assert set(state["scalers"]) == {"D", "G", "E"} and state["scalers"]["D"]["scale"] > 0
 
 
-def test_default_amp_is_plain_fp32(tmp_path, synthetic_birds, damsm_files):  # noqa: F811
+def test_default_amp_is_plain_fp32(tmp_path, synthetic_birds, damsm_files):
     configure(tmp_path, synthetic_birds, damsm_files)
     trainer = GANTrainer("main")
     assert cfg.TRAIN.AMP == "none" and trainer.amp_dtype is None

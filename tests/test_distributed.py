@@ -28,7 +28,6 @@ from miscc.checkpoint import load_checkpoint, save_released
 from miscc.losses import d_hinge_real, ma_gp
 from model import NetD, NetG
 from sync_batchnorm import SyncBatchNorm, SynchronizedBatchNorm2d, convert_sync_batchnorm
-from tests.test_trainer import damsm_files  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD = 2
@@ -202,7 +201,7 @@ LAUNCHER = textwrap.dedent("""
 """)
 
 
-def test_torchrun_two_processes(tmp_path, synthetic_birds, damsm_files):  # noqa: F811
+def test_torchrun_two_processes(tmp_path, synthetic_birds, damsm_files):
     released = tmp_path / "start" / "netG_000.pth"  # a single-process (released-format) starting point
     released.parent.mkdir()
     torch.manual_seed(5)

@@ -4,44 +4,13 @@ import copy
 import pytest
 import torch
 
-from DAMSM import CNN_ENCODER, RNN_ENCODER
-from datasets import TextDataset
+from DAMSM import RNN_ENCODER
 from miscc.checkpoint import save_released
 from miscc.config import cfg, cfg_from_list
 from miscc.errors import SSAGANError
 from miscc.trainer import GANTrainer, cli_main
 from miscc.utils import seed_everything
-
-
-@pytest.fixture(scope="module")
-def damsm_files(synthetic_birds, tmp_path_factory):
-    """A random DAMSM pair in the released format, sized for the synthetic vocabulary."""
-    folder = tmp_path_factory.mktemp("DAMSMencoders")
-    n_words = TextDataset(synthetic_birds, "train").n_words
-    torch.manual_seed(0)
-    save_released(RNN_ENCODER(n_words, nhidden=256), folder / "text_encoder200.pth")
-    save_released(CNN_ENCODER(256, pretrained=False), folder / "image_encoder200.pth")
-    return folder / "text_encoder200.pth"
-
-
-def configure(tmp_path, data_dir, damsm, **extra):
-    opts = {"DATA_DIR": str(data_dir), "OUTPUT_DIR": str(tmp_path / "output"), "CONFIG_NAME": "tiny",
-            "TEXT.DAMSM_NAME": str(damsm), "TREE.BASE_SIZE": "64", "TRAIN.NF": "4",
-            "TRAIN.BATCH_SIZE": "6", "TRAIN.MAX_EPOCH": "1", "TRAIN.WARMUP_EPOCHS": "0",
-            "TRAIN.GSAVE_INTERVAL": "1", "TRAIN.DSAVE_INTERVAL": "1", "WORKERS": "0",
-            "TRAIN.DAMSM_INPUT_SIZE": "75", "CUDA": "False"}
-    opts.update({k: str(v) for k, v in extra.items()})
-    cfg_from_list([x for kv in opts.items() for x in kv])
-    seed_everything(cfg.SEED)
-
-
-def snapshot(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def changed(before, module, keys=None):
-    after = module.state_dict()
-    return {k for k in (keys or before) if not torch.equal(before[k], after[k])}
+from tests.helpers import changed, configure, snapshot
 
 
 def test_main_epoch_trains_g_and_d_and_keeps_encoders_frozen(tmp_path, synthetic_birds, damsm_files):

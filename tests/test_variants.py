@@ -20,7 +20,7 @@ from miscc.trainer import GANTrainer
 from miscc.utils import build_generator, build_image_encoder, update_ema
 from model import ConditioningAugmentation, NetG, TextAffine
 from tests.helpers import reference_state_dict, state_dict_rows
-from tests.test_trainer import configure, damsm_files  # noqa: F401 (a fixture, used by name)
+from tests.helpers import configure
 
 SIZE, NF = 64, 4
 NO_SSACN = {"GAN.SSACN": False, "TRAIN.DAMSM_WEIGHT": 0.0}
@@ -39,13 +39,13 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def image_encoder(damsm_files):  # noqa: F811 (the imported fixture)
+def image_encoder(damsm_files):
     cfg_from_list(["TRAIN.DAMSM_INPUT_SIZE", "75"])  # as configure() sets it; the next test resets cfg
     return build_image_encoder(str(damsm_files).replace("text_encoder", "image_encoder"))
 
 
 @pytest.fixture
-def trainer_env(tmp_path, synthetic_birds, damsm_files, image_encoder, monkeypatch):  # noqa: F811
+def trainer_env(tmp_path, synthetic_birds, damsm_files, image_encoder, monkeypatch):
     """``configure(**variant)`` for GANTrainer runs. The DAMSM image encoder every trainer here would
     build (a random Inception: seconds to initialise) is built once and copied."""
     monkeypatch.setattr(trainer_module, "build_image_encoder", lambda: copy.deepcopy(image_encoder))
