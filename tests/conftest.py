@@ -25,6 +25,18 @@ def _fresh_cfg():
     reset_cfg()
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: a second intra-op thread only adds synchronisation, which stalls on a busy CPU.
+
+    Use per module with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def synthetic_birds(tmp_path_factory) -> Path:
     """Path of a tiny synthetic CUB-layout set (``TINY_BIRDS``); 'birds' is in its name.

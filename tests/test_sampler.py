@@ -19,17 +19,10 @@ from miscc.sampler import DONE_FILE, GRID_FILE, PngWriter, sample
 from miscc.utils import encode_text
 from model import NetG
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SIZE, NF, BATCH = 64, 4, 7  # 7 does not divide the 60 test captions: the last batch has 4
 RECORD_FIELDS = {"file", "mask", "key", "caption_idx", "text", "tokens", "repeat"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models: a second intra-op thread only adds synchronisation, which stalls on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

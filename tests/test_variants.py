@@ -22,20 +22,13 @@ from model import ConditioningAugmentation, NetG, TextAffine
 from tests.helpers import reference_state_dict, state_dict_rows
 from tests.helpers import configure
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SIZE, NF = 64, 4
 NO_SSACN = {"GAN.SSACN": False, "TRAIN.DAMSM_WEIGHT": 0.0}
 DFGAN = {"GAN.SSACN": False, "GAN.FUSION": "dfgan", "TRAIN.DAMSM_WEIGHT": 0.0}
 CA = {"TEXT.CA": True}
 EMA = {"TRAIN.EMA_DECAY": 0.9}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models: a second intra-op thread only adds synchronisation, which stalls on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
