@@ -43,14 +43,8 @@ def models(out: Path, name: str) -> Path:
     return out / name / "models"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Batches of 8 tiny images gain nothing from intra-op threads, and on a busy 2-core machine the
-    spinning OpenMP threads made this module ~6x slower in CPU time."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Batches of 8 tiny images gain nothing from intra-op threads (see conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
