@@ -67,20 +67,24 @@ def words_loss(img_features: torch.Tensor, words_emb: torch.Tensor, labels: Opti
     """
     g1, g2, g3 = _smooth("GAMMA1", gamma1), _smooth("GAMMA2", gamma2), _smooth("GAMMA3", gamma3)
     b, d, ih, iw = img_features.shape
-    t = words_emb.size(2)
+    t, n = words_emb.size(2), ih * iw
     lens = torch.as_tensor(cap_lens, device=words_emb.device).long()
-    context = img_features.reshape(b, d, ih * iw)  # [j, d, n]
+    context = img_features.reshape(b, d, n)  # [j, d, n]
     valid = torch.arange(t, device=words_emb.device)[None, :] < lens[:, None]  # [i, t]
 
-    # All (image j, caption i) pairs at once: softmax over caption i's own words, then over regions.
-    scores = torch.einsum("jdn,idt->jint", context, words_emb)
-    scores = scores.masked_fill(~valid[None, :, None, :], float("-inf"))
-    attn = F.softmax(scores, dim=3)
-    attn = F.softmax(attn * g1, dim=2)  # [j, i, n, t]
-    weighted = torch.einsum("jdn,jint->jidt", context, attn)  # [j, i, d, t]
+    # All (image j, caption i) pairs at once in the layout [j, n, (i t)]: the scores are one GEMM of
+    # every region against every word and feed the attended-context bmm without a permuted copy.
+    words = words_emb.transpose(0, 1).reshape(d, b * t)  # [d, (i t)]
+    scores = (context.transpose(1, 2).reshape(b * n, d) @ words).view(b, n, b, t)
+    pad = torch.zeros(b, t, dtype=scores.dtype, device=scores.device).masked_fill_(~valid, float("-inf"))
+    attn = F.softmax(scores + pad, dim=3)  # over caption i's own words
+    attn = F.softmax(attn * g1, dim=1)  # over regions: [j, n, i, t]
+    weighted = torch.bmm(context, attn.view(b, n, b * t)).view(b, d, b, t)  # [j, d, i, t]
 
-    row_sim = cosine_similarity(words_emb[None], weighted, dim=2)  # [j, i, t]
-    row_sim = torch.exp(row_sim * g2) * valid[None]
+    # cosine_similarity over d, without its final squeeze (B = 1 or T = 1 must keep [j, i, t])
+    word_rows = words_emb.transpose(0, 1)[None]  # [1, d, i, t]
+    row_sim = (word_rows * weighted).sum(1) / (word_rows.norm(2, dim=1) * weighted.norm(2, dim=1)).clamp(min=1e-8)
+    row_sim = torch.exp(row_sim * g2) * valid[None]  # [j, i, t]
     similarities = torch.log(row_sim.sum(dim=2)) * g3  # [image j, caption i]
 
     mask = _same_class_mask(class_ids, similarities.device)
@@ -88,8 +92,8 @@ def words_loss(img_features: torch.Tensor, words_emb: torch.Tensor, labels: Opti
         similarities = similarities.masked_fill(mask, float("-inf"))
 
     diag = torch.arange(b, device=attn.device)
-    own = attn[diag, diag].transpose(1, 2)  # [i, t, n]: caption i over its own image i
-    att_maps = [own[i, : int(lens[i])].reshape(1, -1, ih, iw) for i in range(b)]
+    own = attn[diag, :, diag]  # [i, n, t]: caption i over its own image i
+    att_maps = [own[i, :, : int(lens[i])].t().reshape(1, -1, ih, iw) for i in range(b)]
     if labels is None:
         return None, None, att_maps
     return F.cross_entropy(similarities, labels), F.cross_entropy(similarities.t(), labels), att_maps

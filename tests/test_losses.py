@@ -51,15 +51,25 @@ def test_vectorised_words_loss_equals_the_per_sample_loop(class_ids, dtype, tol)
     # float64 isolates the algorithm (1e-6 asked); float32 differs only by summation order (~1 ulp
     # of a loss around 4, amplified by gamma3 = 10).
     feats, words, lens, labels = damsm_batch()
-    feats, words = feats.to(dtype).requires_grad_(True), words.to(dtype)
+    feats, words = feats.to(dtype).requires_grad_(True), words.to(dtype).requires_grad_(True)
     w0, w1, maps = words_loss(feats, words, labels, lens, class_ids, 6)
     r0, r1, ref_maps = loop_words_loss(feats, words, labels, lens, class_ids, 6)
     assert abs(w0.item() - r0.item()) < tol and abs(w1.item() - r1.item()) < tol
     for a, b, n in zip(maps, ref_maps, lens):
         assert a.shape == (1, int(n), 5, 5) and torch.allclose(a, b, atol=tol)
-    g, = torch.autograd.grad(w0 + w1, feats)
-    g_ref, = torch.autograd.grad(r0 + r1, feats)
-    assert torch.isfinite(g).all() and torch.allclose(g, g_ref, atol=tol)
+    grads = torch.autograd.grad(w0 + w1, (feats, words))
+    grads_ref = torch.autograd.grad(r0 + r1, (feats, words))
+    for g, g_ref in zip(grads, grads_ref):
+        assert torch.isfinite(g).all() and torch.allclose(g, g_ref, atol=tol)
+
+
+@pytest.mark.parametrize("b,t", [(1, 4), (3, 1), (1, 1)])
+def test_words_loss_keeps_its_shapes_for_one_caption_or_one_word(b, t):
+    feats, words, lens, labels = damsm_batch(b=b, t=t)
+    w0, w1, maps = words_loss(feats, words, labels, lens, None, b)
+    r0, r1, _ = loop_words_loss(feats, words, labels, lens, None, b)
+    assert torch.allclose(w0, r0, atol=1e-5) and torch.allclose(w1, r1, atol=1e-5)
+    assert [m.shape for m in maps] == [(1, int(n), 5, 5) for n in lens]
 
 
 def test_words_loss_gradient_reaches_only_real_words():
