@@ -8,14 +8,16 @@ image and its 256x256 mask as PNG, plus one JSON line per image.
   * baseline: generate a batch, then in the main loop convert each image and save it with PIL (what
     the original ``sampling`` did), so the device idles while PNGs are compressed;
   * pipelined: ``miscc.sampler.generate``: one uint8 conversion per batch, PNGs compressed by
-    ``--writers`` threads (PIL releases the GIL in zlib) while the next batch is generated;
-  * pipelined, zlib level 1: the same with PIL's ``compress_level=1`` (faster, ~larger, still lossless;
-    not what the sampler does, shown to say what would speed it up).
+    ``--writers`` threads (PIL releases the GIL in zlib) while the next batch is generated, with
+    zlib's run-length strategy (``miscc.sampler.PNG_SAVE_OPTIONS``: same pixels, about the same size);
+  * pipelined, PIL's default zlib settings: the same threads with the baseline's PNG settings, to
+    separate what the threads give from what the zlib strategy gives.
 The generator is a random NetG with its residual gates and text modulation opened, so images have
 texture (a fresh NetG's flat output would compress unrealistically fast). Two more rows split the
 baseline: generation alone, and PNG writing alone (single thread). The rounds run interleaved and
-the fastest is reported. ``--replay`` replays precomputed generator outputs instead of running the
-generator: the situation of a fast GPU, where only the writing pipeline is left to time.
+the fastest is reported. ``--replay`` replays precomputed outputs instead of running the
+generator and the text encoder: the situation of a fast GPU, where only the writing pipeline is left
+to time.
 """
 from __future__ import annotations
 
@@ -42,13 +44,20 @@ N_WORDS = 60
 
 
 class Replay(torch.nn.Module):
-    """Stands in for a generator that costs nothing (a fast GPU): returns precomputed batches in turn."""
+    """Stands in for a network that costs nothing (a fast GPU): returns precomputed batches in turn.
+
+    Replaces the generator and the text encoder alike (``init_hidden`` is what encode_text asks of
+    the latter), so that no torch work competes with the PNG writers for the CPU's cores.
+    """
 
     def __init__(self, outputs: list) -> None:
         super().__init__()
         self.outputs, self.i = outputs, 0
 
-    def forward(self, noise: torch.Tensor, sent: torch.Tensor):
+    def init_hidden(self, batch: int) -> None:
+        return None
+
+    def forward(self, *inputs):
         out = self.outputs[self.i % len(self.outputs)]
         self.i += 1
         return out
@@ -71,15 +80,20 @@ def build(nf: int, images: int, device: torch.device):
     return netG.to(device).eval(), text_encoder.to(device).eval(), jobs, noise
 
 
+def captions(batch, device):
+    """(padded word ids, lengths) of some jobs, as the sampler builds them."""
+    lens = torch.tensor([len(j.tokens) for j in batch])
+    caps = torch.zeros(len(batch), int(lens.max()), dtype=torch.int64)
+    for row, job in enumerate(batch):
+        caps[row, :len(job.tokens)] = torch.tensor(job.tokens)
+    return caps.to(device), lens.to(device)
+
+
 def batches(jobs, noise, netG, text_encoder, device, batch_size):
     """The sampler's generation, batch by batch: (start, jobs, images, last masks) on the device."""
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start:start + batch_size]
-        lens = torch.tensor([len(j.tokens) for j in batch])
-        caps = torch.zeros(len(batch), int(lens.max()), dtype=torch.int64)
-        for row, job in enumerate(batch):
-            caps[row, :len(job.tokens)] = torch.tensor(job.tokens)
-        _, sent = encode_text(text_encoder, caps.to(device), lens.to(device))
+        _, sent = encode_text(text_encoder, *captions(batch, device))
         imgs, masks = netG(noise[start:start + len(batch)].to(device), sent)
         yield start, batch, imgs, masks[-1]
 
@@ -111,11 +125,6 @@ def png_only(arrays: list[np.ndarray], out: Path) -> None:
         Image.fromarray(a).save(out / f"{i:06d}.png")
 
 
-def _save_pngs_level1(items) -> None:
-    for path, array in items:
-        Image.fromarray(array).save(path, compress_level=1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nf", type=int, default=64, help="TRAIN.NF of the generator (released: 64)")
@@ -125,7 +134,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--replay", action="store_true",
-                        help="replay precomputed generator outputs: only the writing pipeline is timed")
+                        help="replay precomputed generator and text-encoder outputs: only the writing pipeline is timed")
     parser.add_argument("--gpu", type=int, default=0, help="-1 forces the CPU")
     args = parser.parse_args()
     if args.threads:
@@ -136,8 +145,11 @@ def main() -> None:
     ixtoword = {i: f"w{i}" for i in range(N_WORDS)}
     if args.replay:
         with torch.no_grad():
+            texts = [encode_text(text_encoder, *captions(jobs[start:start + args.batch], device))
+                     for start in range(0, len(jobs), args.batch)]
             netG = Replay([(imgs, [masks]) for *_, imgs, masks in
                            batches(jobs, noise, netG, text_encoder, device, args.batch)])
+            text_encoder = Replay(texts)
     with torch.no_grad():
         first = next(batches(jobs, noise, netG, text_encoder, device, args.batch))
     sample = images_to_uint8(first[2]).permute(0, 2, 3, 1).cpu().numpy()
@@ -149,19 +161,19 @@ def main() -> None:
         (out / "mask").mkdir()
         generate(jobs, noise, netG, text_encoder, device, args.batch, out, ixtoword)
 
-    def pipelined_level1(out: Path) -> None:
-        saved = miscc.sampler._save_pngs
-        miscc.sampler._save_pngs = _save_pngs_level1
+    def pipelined_pil_defaults(out: Path) -> None:
+        saved = miscc.sampler.PNG_SAVE_OPTIONS
+        miscc.sampler.PNG_SAVE_OPTIONS = {}
         try:
             pipelined(out)
         finally:
-            miscc.sampler._save_pngs = saved
+            miscc.sampler.PNG_SAVE_OPTIONS = saved
 
     impls = {
         "baseline: generate a batch, then PIL-save each image in the loop":
             lambda out: baseline(jobs, noise, netG, text_encoder, device, args.batch, out, ixtoword),
         f"pipelined: miscc.sampler.generate, {args.writers} writer thread(s)": pipelined,
-        f"pipelined, zlib level 1 ({args.writers} writer thread(s))": pipelined_level1,
+        f"pipelined, PIL's default zlib settings ({args.writers} writer thread(s))": pipelined_pil_defaults,
         "(part of baseline) generation only": lambda out: baseline(jobs, noise, netG, text_encoder, device,
                                                                    args.batch, out, ixtoword, write=False),
     }
@@ -177,13 +189,16 @@ def main() -> None:
                 best.get("(part of baseline) PNG writing only, 1 thread", t), t * len(jobs) / (reps * len(sample)))
         files = list((Path(tmp) / "r0_0" / "img").iterdir())
         kib = sum(f.stat().st_size for f in files) / len(files) / 1024
-        files1 = list((Path(tmp) / "r0_2" / "img").iterdir())
+        files1 = list((Path(tmp) / "r0_1" / "img").iterdir())
         kib1 = sum(f.stat().st_size for f in files1) / len(files1) / 1024
+        same = all(np.array_equal(np.asarray(Image.open(f)), np.asarray(Image.open(Path(tmp) / "r0_0" / "img" / f.name)))
+                   for f in files1)
 
     print(f"machine: {common.machine()}; device {device}")
-    what = "replayed generator outputs (generation costs nothing)" if args.replay else f"NetG NF {args.nf}"
+    what = "replayed generator and text-encoder outputs (generation costs nothing)" if args.replay else f"NetG NF {args.nf}"
     print(f"{args.images} images at 256x256 (+ masks), {what}, batch {args.batch}, best of "
-          f"{args.rounds} rounds; image PNG {kib:.0f} KiB (zlib level 1: {kib1:.0f} KiB)\n")
+          f"{args.rounds} rounds; image PNG {kib:.1f} KiB with PIL's defaults, {kib1:.1f} KiB as the sampler writes "
+          f"them; {'the same' if same else 'DIFFERENT'} pixels\n")
     print("| implementation | s | images/s | vs baseline |")
     print("|---|---:|---:|---:|")
     base = next(iter(best.values()))
@@ -191,10 +206,13 @@ def main() -> None:
         print(f"| {name} | {t:.2f} | {args.images / t:.1f} | {base / t:.2f}x |")
     names = list(best)
     print(f"\nsummary: pipelined sampler {args.images / best[names[1]]:.1f} images/s vs baseline "
-          f"{args.images / base:.1f} images/s ({base / best[names[1]]:.2f}x; zlib level 1: "
+          f"{args.images / base:.1f} images/s ({base / best[names[1]]:.2f}x; threads alone: "
           f"{base / best[names[2]]:.2f}x) with {what} on {device.type}; generation alone "
           f"{args.images / best[names[3]]:.1f} images/s, PNG writing alone {args.images / best[names[4]]:.1f} "
           f"images/s per thread.")
+    if not same:
+        raise SystemExit("the pipelined sampler wrote different pixels from the baseline: the timings above "
+                         "compare different outputs.")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zlib
 from collections import deque
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -202,9 +203,15 @@ def user_caption_jobs(captions: Sequence[tuple[int, tuple[int, ...]]], per_capti
 
 # --- writing --------------------------------------------------------------------------------------
 
+# zlib's run-length strategy, designed for PNG's filtered rows: the files decode to the same pixels
+# as PIL's default settings, are about as small (20.2 vs 21.5 KiB for a generator's 256 px images,
+# equal for photos) and compress 3-4x faster, which sets the sampler's speed when the generator is fast.
+PNG_SAVE_OPTIONS: dict = {"compress_type": zlib.Z_RLE}
+
+
 def _save_pngs(items: Sequence[tuple[str, np.ndarray]]) -> None:
     for path, array in items:
-        Image.fromarray(array).save(path)
+        Image.fromarray(array).save(path, **PNG_SAVE_OPTIONS)
 
 
 class PngWriter:
