@@ -131,15 +131,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--writers", type=int, default=os.cpu_count(), help="PNG writer threads (cfg.WORKERS)")
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--replay", action="store_true",
                         help="replay precomputed generator and text-encoder outputs: only the writing pipeline is timed")
-    parser.add_argument("--gpu", type=int, default=0, help="-1 forces the CPU")
+    common.add_device_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda", args.gpu) if args.gpu >= 0 and torch.cuda.is_available() else torch.device("cpu")
+    device = common.apply_device_args(args)
     cfg.WORKERS = args.writers
     netG, text_encoder, jobs, noise = build(args.nf, args.images, device)
     ixtoword = {i: f"w{i}" for i in range(N_WORDS)}

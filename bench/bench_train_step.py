@@ -84,11 +84,9 @@ def main() -> None:
     parser.add_argument("--mode", default="main", choices=("main", "finetune"))
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round (after 1 warm-up step)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
-    parser.add_argument("--gpu", type=int, default=0, help="-1 forces the CPU")
+    common.add_device_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    common.apply_device_args(args)
 
     with tempfile.TemporaryDirectory() as tmp:
         common.make_run(Path(tmp), args.nf, args.batch, args.size, args.damsm_size, args.amp,

@@ -82,12 +82,9 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=18, help="T, the longest caption")
     parser.add_argument("--regions", type=int, default=17, help="H = W of the region features")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
-    parser.add_argument("--gpu", type=int, default=0, help="-1 forces the CPU")
+    common.add_device_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda", args.gpu) if args.gpu >= 0 and torch.cuda.is_available() else torch.device("cpu")
+    device = common.apply_device_args(args)
     data = inputs(args.batch, args.words, args.regions, device)
 
     lens = data[2]

@@ -5,6 +5,7 @@ Every script runs on a CPU-only machine and, unchanged, on a GPU (``--gpu -1`` f
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
@@ -42,6 +43,21 @@ def machine() -> str:
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
     return (f"{os.cpu_count()} cores ({model}), load average {load}, torch {torch.__version__}, "
             f"{torch.get_num_threads()} intra-op threads{gpu}")
+
+
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    """--threads and --gpu, the two options every timing script shares."""
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--gpu", type=int, default=0, help="-1 forces the CPU")
+
+
+def apply_device_args(args: argparse.Namespace) -> torch.device:
+    """Set the torch thread count if asked; the GPU ``--gpu`` when there is one, else the CPU."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.gpu >= 0 and torch.cuda.is_available():
+        return torch.device("cuda", args.gpu)
+    return torch.device("cpu")
 
 
 def peak_rss_mb() -> float:
