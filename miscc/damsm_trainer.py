@@ -39,7 +39,7 @@ from typing import Optional, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
@@ -53,6 +53,7 @@ from miscc.errors import SSAGANError
 from miscc.losses import sent_loss, words_loss
 from miscc.utils import (build_image_encoder, build_text_encoder, encode_text, get_device,
                          image_encoder_path, seed_everything)
+from sync_batchnorm import convert_sync_batchnorm
 
 ADAM_BETAS = (0.5, 0.999)
 LR_DECAY = 0.98
@@ -111,18 +112,29 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def _loader(dataset: TextDataset, device: torch.device) -> DataLoader:
     # Shuffled with drop_last for train and test alike, as the original: every batch has exactly
-    # BATCH_SIZE pairs, so each caption always competes with the same number of images.
-    return DataLoader(dataset, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=True, drop_last=True,
-                      num_workers=cfg.WORKERS, pin_memory=device.type == "cuda")
+    # BATCH_SIZE pairs, so each caption always competes with the same number of images. Under
+    # torchrun each rank reads its own share (BATCH_SIZE per rank, reshuffled every epoch).
+    sampler = None
+    if distributed.world_size() > 1:
+        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.SEED, drop_last=True)
+    return DataLoader(dataset, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=sampler is None, sampler=sampler,
+                      drop_last=True, num_workers=cfg.WORKERS, pin_memory=device.type == "cuda")
 
 
 def damsm_batch_losses(text_encoder: RNN_ENCODER, image_encoder: CNN_ENCODER, batch: Sequence,
                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w0 + w1, s0 + s1) of one collated batch, same-class negatives masked as in the original."""
+    """(w0 + w1, s0 + s1) of one collated batch, same-class negatives masked as in the original.
+
+    Under torchrun the losses are those of the global batch (every rank's pairs, gathered), so each
+    caption competes with all BATCH_SIZE x world_size images, as in one process with that batch.
+    """
     imgs, captions, cap_lens, class_ids, _ = prepare_data(batch, device)
     region_features, cnn_code = image_encoder(imgs[-1])
     words_emb, sent_emb = encode_text(text_encoder, captions, cap_lens)
-    batch_size = captions.size(0)
+    region_features, cnn_code = map(distributed.all_gather_batch, (region_features, cnn_code))
+    words_emb, sent_emb, cap_lens, class_ids = distributed.all_gather_captions(words_emb, sent_emb, cap_lens,
+                                                                               class_ids)
+    batch_size = words_emb.size(0)
     labels = torch.arange(batch_size, device=device)
     w0, w1, _ = words_loss(region_features, words_emb, labels, cap_lens, class_ids, batch_size)
     s0, s1 = sent_loss(cnn_code, sent_emb, labels, class_ids, batch_size)
@@ -135,11 +147,15 @@ def train_epoch(loader: DataLoader, text_encoder: RNN_ENCODER, image_encoder: CN
     text_encoder.train()
     image_encoder.train()
     word_sum = sent_sum = 0.0
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=None)
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True,
+               disable=None if distributed.is_main() else True)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     for step, batch in enumerate(bar, 1):
         optimizer.zero_grad(set_to_none=True)
         w_loss, s_loss = damsm_batch_losses(text_encoder, image_encoder, batch, device)
-        (w_loss + s_loss).backward()
+        # x world_size, then averaged: the sum of the ranks' parts, the global batch's gradient
+        ((w_loss + s_loss) * distributed.world_size()).backward()
+        distributed.all_reduce_grads(params)
         # Only the LSTM is clipped (an exploding-gradient guard); the image projections are not.
         nn.utils.clip_grad_norm_(text_encoder.parameters(), cfg.TRAIN.RNN_GRAD_CLIP)
         optimizer.step()
@@ -198,7 +214,7 @@ class _Run:
             self._start_from_released(cfg.TRAIN.NET_E)
         else:
             if self.latest.is_file():
-                tqdm.write(f"note: starting from scratch over {self.latest}; --resume continues it")
+                _say(f"note: starting from scratch over {self.latest}; --resume continues it")
             self.text_encoder = build_text_encoder(self.train_set.n_words, path="")
             try:
                 self.image_encoder = build_image_encoder(path="")
@@ -207,6 +223,11 @@ class _Run:
                                   "random frozen trunk (a demo setting, see docs/DAMSM.md).") from e
         self.text_encoder.to(device)
         self.image_encoder.to(device)
+        if distributed.world_size() > 1:
+            # The Inception BNs run in train mode: their statistics must be those of the global batch.
+            convert_sync_batchnorm(self.image_encoder)
+            distributed.broadcast_module(self.text_encoder)
+            distributed.broadcast_module(self.image_encoder)
 
     def _start_from_released(self, net_e: str) -> None:
         epoch = epoch_of_text_encoder(net_e)
@@ -215,7 +236,7 @@ class _Run:
         self.image_encoder = build_image_encoder(path=image_encoder_path(net_e))
         self.start_epoch = epoch + 1
         self.lr = lr_at_epoch(self.start_epoch, cfg.TRAIN.ENCODER_LR)
-        tqdm.write(f"resuming from {net_e} (epoch {epoch}) at epoch {self.start_epoch}, lr {self.lr:.6g}")
+        _say(f"resuming from {net_e} (epoch {epoch}) at epoch {self.start_epoch}, lr {self.lr:.6g}")
 
     def _restore_latest(self) -> None:
         state = load_file(self.latest, what="DAMSM training state")
@@ -234,10 +255,10 @@ class _Run:
         changed = sorted(k for k, v in _flat(cfg_to_dict()).items()
                          if saved.get(k) != v and k not in ("RESTORE", "TRAIN.MAX_EPOCH"))
         if changed:
-            tqdm.write(f"note: config differs from the interrupted run in: {', '.join(changed)}")
+            _say(f"note: config differs from the interrupted run in: {', '.join(changed)}")
         # Last, so that building the encoders above does not consume the restored random streams.
         set_rng_state(state["rng"])
-        tqdm.write(f"resuming from {self.latest} at epoch {self.start_epoch}, lr {self.lr:.6g}")
+        _say(f"resuming from {self.latest} at epoch {self.start_epoch}, lr {self.lr:.6g}")
 
     def params(self) -> list[nn.Parameter]:
         return list(self.text_encoder.parameters()) + [
@@ -255,6 +276,12 @@ class _Run:
         }, self.latest)
 
 
+def _say(message: str) -> None:
+    """Print above the progress bars, from the main process only."""
+    if distributed.is_main():
+        tqdm.write(message)
+
+
 def _fmt(x: Optional[float]) -> str:
     return "  n/a" if x is None else f"{x:.3f}"
 
@@ -263,31 +290,39 @@ def pretrain() -> list[EpochStats]:
     """Run DAMSM pretraining as the global ``cfg`` describes; returns the stats of the epochs run."""
     from torch.utils.tensorboard import SummaryWriter  # slow import, only needed here
 
-    if distributed.launched_world_size() > 1:  # N copies would all write the same run folder
-        raise SSAGANError("DAMSM pretraining runs in a single process: start it with `python DAMSM.py ...`, "
-                          "not with torchrun (docs/SCALING.md).")
     seed_everything(cfg.SEED)
     device = get_device()
     run = _Run(device)
+    main = distributed.is_main()
     out = run_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    save_cfg(out / "config.yaml")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_cfg(out / "config.yaml")
     if run.start_epoch >= cfg.TRAIN.MAX_EPOCH:
-        tqdm.write(f"nothing to do: epoch {run.start_epoch} >= TRAIN.MAX_EPOCH {cfg.TRAIN.MAX_EPOCH}")
+        _say(f"nothing to do: epoch {run.start_epoch} >= TRAIN.MAX_EPOCH {cfg.TRAIN.MAX_EPOCH}")
         return []
+    if distributed.world_size() > 1:
+        # Same models on every rank (broadcast); from here each rank draws its own crops, flips and
+        # dropout masks (also after a resume, whose saved RNG state is rank 0's).
+        seed_everything(cfg.SEED + distributed.rank() + distributed.world_size() * run.start_epoch)
     if len(run.val_loader) == 0:
-        tqdm.write(f"note: the test split has fewer than {cfg.TRAIN.BATCH_SIZE} images; no validation")
-    tqdm.write(f"DAMSM pretraining on {device}: {len(run.train_set)} train / {len(run.val_set)} test "
-               f"images, {run.train_set.n_words} words, epochs {run.start_epoch}..{cfg.TRAIN.MAX_EPOCH - 1}"
-               f" -> {run.model_dir}")
+        _say(f"note: the test split has fewer than {cfg.TRAIN.BATCH_SIZE} images per process; no validation")
+    _say(f"DAMSM pretraining on {device} x {distributed.world_size()} process(es): {len(run.train_set)} train / "
+        f"{len(run.val_set)} test images, {run.train_set.n_words} words, epochs "
+        f"{run.start_epoch}..{cfg.TRAIN.MAX_EPOCH - 1} -> {run.model_dir}")
     # purge_step drops the scalars an interrupted run logged after its last saved epoch.
-    writer = SummaryWriter(str(out / "tb"), purge_step=run.start_epoch if run.start_epoch else None)
+    writer = (SummaryWriter(str(out / "tb"), purge_step=run.start_epoch if run.start_epoch else None)
+              if main else None)
     history: list[EpochStats] = []
     epochs = tqdm(range(run.start_epoch, cfg.TRAIN.MAX_EPOCH), initial=run.start_epoch,
-                  total=cfg.TRAIN.MAX_EPOCH, desc="DAMSM epochs", dynamic_ncols=True, disable=None)
+                  total=cfg.TRAIN.MAX_EPOCH, desc="DAMSM epochs", dynamic_ncols=True,
+                  disable=None if main else True)
     try:
         for epoch in epochs:
             start = time.perf_counter()
+            for loader in (run.train_loader, run.val_loader):
+                if isinstance(loader.sampler, DistributedSampler):
+                    loader.sampler.set_epoch(epoch)
             optimizer = torch.optim.Adam(run.params(), lr=run.lr, betas=ADAM_BETAS)
             train_w, train_s = train_epoch(run.train_loader, run.text_encoder, run.image_encoder,
                                            optimizer, device, desc=f"epoch {epoch}")
@@ -297,20 +332,23 @@ def pretrain() -> list[EpochStats]:
             if not all(math.isfinite(v) for v in (train_w, train_s)):
                 raise SSAGANError(f"DAMSM losses became non-finite at epoch {epoch} "
                                   f"(word {train_w}, sentence {train_s}); lower TRAIN.ENCODER_LR.")
-            writer.add_scalar("train/word_loss", train_w, epoch)
-            writer.add_scalar("train/sent_loss", train_s, epoch)
-            if val_w is not None:
-                writer.add_scalar("val/word_loss", val_w, epoch)
-                writer.add_scalar("val/sent_loss", val_s, epoch)
-            writer.add_scalar("lr", run.lr, epoch)
-            writer.flush()
-            tqdm.write(f"epoch {epoch:4d} | train word {train_w:.3f} sent {train_s:.3f} | "
-                       f"val word {_fmt(val_w)} sent {_fmt(val_s)} | lr {run.lr:.6f} | {stats.seconds:.1f}s")
+            if writer is not None:
+                writer.add_scalar("train/word_loss", train_w, epoch)
+                writer.add_scalar("train/sent_loss", train_s, epoch)
+                if val_w is not None:
+                    writer.add_scalar("val/word_loss", val_w, epoch)
+                    writer.add_scalar("val/sent_loss", val_s, epoch)
+                writer.add_scalar("lr", run.lr, epoch)
+                writer.flush()
+            _say(f"epoch {epoch:4d} | train word {train_w:.3f} sent {train_s:.3f} | "
+                f"val word {_fmt(val_w)} sent {_fmt(val_s)} | lr {run.lr:.6f} | {stats.seconds:.1f}s")
             run.lr = next_lr(run.lr, cfg.TRAIN.ENCODER_LR)
-            run.save(epoch, run.lr)
+            if main:
+                run.save(epoch, run.lr)
     finally:
         epochs.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
     return history
 
 
@@ -320,7 +358,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                          "cfg/DAMSM/bird.yml")
 
     def run(_: argparse.Namespace) -> None:
-        pretrain()
+        distributed.init_distributed(cfg.CUDA, cfg.GPU_ID)
+        try:
+            pretrain()
+        finally:
+            distributed.cleanup()
 
     run_main(run, parser, argv)
 

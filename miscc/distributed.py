@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -76,6 +77,12 @@ class DistributedDataParallel(torch.nn.parallel.DistributedDataParallel):
             super()._passing_sync_batchnorm_handle(module)
 
 
+def barrier() -> None:
+    """Wait for every rank (e.g. until rank 0 has prepared a folder the others write into)."""
+    if is_dist():
+        dist.barrier()
+
+
 def cleanup() -> None:
     if is_dist():
         dist.destroy_process_group()
@@ -112,6 +119,45 @@ def all_reduce_grads(params: Iterable[nn.Parameter]) -> None:
     for g in grads:
         g.copy_(flat[offset:offset + g.numel()].view_as(g))
         offset += g.numel()
+
+
+def max_over_ranks(value: int, device: torch.device) -> int:
+    """The largest ``value`` any rank holds (e.g. a padded length every rank must agree on)."""
+    if world_size() == 1:
+        return value
+    t = torch.tensor([value], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def all_gather_batch(tensor: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``tensor`` concatenated along dim 0 in rank order (the global batch).
+
+    Only this rank's own part keeps its autograd history. A loss computed on the result is the same
+    on every rank; backward then gives each rank the gradient through its own samples, and the sum
+    of those over ranks is the whole-batch gradient: back-propagate ``loss * world_size()`` and
+    average with ``all_reduce_grads``. The shape must be the same on every rank.
+    """
+    if world_size() == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(world_size())]
+    dist.all_gather(parts, tensor.detach().contiguous())
+    parts[rank()] = tensor
+    return torch.cat(parts)
+
+
+def all_gather_captions(words_emb: torch.Tensor, sent_emb: torch.Tensor, cap_lens: torch.Tensor,
+                        class_ids) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """The global batch's text side for the DAMSM losses: word features (B x D x T, padded to the
+    longest caption of any rank; the losses mask by ``cap_lens``), sentence features, lengths and
+    class ids (numpy), each in rank order as ``all_gather_batch`` concatenates the image side."""
+    if world_size() == 1:
+        return words_emb, sent_emb, cap_lens, class_ids
+    longest = max_over_ranks(words_emb.size(2), words_emb.device)
+    words_emb = torch.nn.functional.pad(words_emb, (0, longest - words_emb.size(2)))
+    ids = torch.as_tensor(np.asarray(class_ids), device=words_emb.device)
+    return (all_gather_batch(words_emb), all_gather_batch(sent_emb), all_gather_batch(cap_lens),
+            all_gather_batch(ids).cpu().numpy())
 
 
 def mean_over_ranks(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -273,6 +273,23 @@ class GANTrainer:
             regions, code = self.image_encoder(imgs)
         return regions.float(), code.float()
 
+    def damsm(self, imgs: torch.Tensor, words: torch.Tensor, sent: torch.Tensor, cap_lens: torch.Tensor,
+              class_ids) -> torch.Tensor:
+        """DAMSM loss of ``imgs`` against the captions, over the global batch under torchrun.
+
+        Every caption competes with every image of all ranks, as in one process with the whole batch.
+        The value is the global loss times world_size(): each rank back-propagates through its own
+        images and captions only, and the mean over ranks (DDP, ``all_reduce_grads``) of those parts
+        times world_size() is their sum, the global loss's gradient. 1x in one process.
+        """
+        words, sent, cap_lens, class_ids = distributed.all_gather_captions(words, sent, cap_lens, class_ids)
+        labels = torch.arange(words.size(0), device=self.device)
+
+        def encode(x: torch.Tensor):
+            return tuple(distributed.all_gather_batch(t) for t in self.encode_images(x))
+        loss = DAMSM_loss(encode, imgs, labels, words, sent, labels, cap_lens, class_ids)
+        return loss * distributed.world_size()
+
     def update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, scaler: str,
                params: Optional[list] = None) -> None:
         """zero_grad, backward, step (through GradScaler ``scaler``, a no-op wrapper without fp16).
@@ -291,7 +308,6 @@ class GANTrainer:
         imgs, captions, cap_lens, class_ids, _ = prepare_data(data, self.device)
         real = imgs[0]
         batch = real.size(0)
-        labels = torch.arange(batch, device=self.device)
         if self.finetune:
             words, sent = encode_text(self.text_encoder, captions, cap_lens)
             words_de, sent_de = words.detach(), sent.detach()
@@ -309,9 +325,9 @@ class GANTrainer:
 
         stats = {}
         if self.finetune:
-            err_enc = DAMSM_loss(self.encode_images, real, labels, words, sent, labels, cap_lens, class_ids)
+            err_enc = self.damsm(real, words, sent, cap_lens, class_ids)
             self.update(self.optE, err_enc, "E", self.e_params)
-            stats["errE/DAMSM_real"] = err_enc.detach()
+            stats["errE/DAMSM_real"] = err_enc.detach() / distributed.world_size()
 
         err_fake = d_hinge_fake(self.d_logits(fake.detach(), sent_de))
         err_d = err_real + (err_fake + err_mis) / 2.0
@@ -324,10 +340,9 @@ class GANTrainer:
         err_g_total = err_g
         g_terms = {}
         if self.damsm_weight > 0:  # 0 (no-DAMSM ablation, DF-GAN): not even the image-encoder pass
-            damsm = DAMSM_loss(self.encode_images, fake, labels, words_de, sent_de, labels, cap_lens,
-                               class_ids)
+            damsm = self.damsm(fake, words_de, sent_de, cap_lens, class_ids)
             err_g_total = err_g_total + self.damsm_weight * damsm
-            g_terms["errG/DAMSM"] = damsm.detach()
+            g_terms["errG/DAMSM"] = damsm.detach() / distributed.world_size()
         if self.netG.ca_net is not None:
             # The bare module recomputes the (mu, logvar) of the G forward: same values, same gradients.
             kl = kl_divergence(*self.netG.ca_net.encode(sent_de))
@@ -421,21 +436,20 @@ def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
 
     def run(args: argparse.Namespace) -> None:
         seed_everything(cfg.SEED)
-        if args.sample or args.captions or cfg.B_VALIDATION:
-            if distributed.launched_world_size() > 1:
-                raise SSAGANError("sampling runs in a single process: start it with "
-                                  "`python main.py --sample ...` (or main_finetune.py), not with torchrun.")
-            from miscc.sampler import sample
-            out = sample(mode=mode, captions_file=args.captions, repeat=args.repeat,
-                         caption_mode=args.caption_mode, per_caption=args.per_caption, out_dir=args.out_dir)
-            print(f"samples written to {out}")
-        else:
-            device = distributed.init_distributed(cfg.CUDA, cfg.GPU_ID)
-            try:
+        device = distributed.init_distributed(cfg.CUDA, cfg.GPU_ID)
+        try:
+            if args.sample or args.captions or cfg.B_VALIDATION:
+                from miscc.sampler import sample
+                out = sample(mode=mode, captions_file=args.captions, repeat=args.repeat,
+                             caption_mode=args.caption_mode, per_caption=args.per_caption,
+                             out_dir=args.out_dir)
+                if distributed.is_main():
+                    print(f"samples written to {out}")
+            else:
                 out = GANTrainer(mode, device).train()
                 if distributed.is_main():
                     print(f"run folder: {out}")
-            finally:
-                distributed.cleanup()
+        finally:
+            distributed.cleanup()
 
     run_main(run, parser, argv)

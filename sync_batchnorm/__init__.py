@@ -66,13 +66,14 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         n = total[-1]
         mean64 = total[:c] / n
         var64 = (total[c:2 * c] / n - mean64 * mean64).clamp_min(0)  # biased: what BN normalises with
-        mean, var = mean64.float(), var64.float()
+        work = torch.promote_types(x.dtype, torch.float32)  # float32 for half inputs, float64 kept
+        mean, var = mean64.to(work), var64.to(work)
 
         if self.track_running_stats:
             self.num_batches_tracked.add_(1)
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
             with torch.no_grad():
-                unbiased = (var64 * (n / (n - 1).clamp_min(1))).float()
+                unbiased = (var64 * (n / (n - 1).clamp_min(1))).to(work)
                 self.running_mean.mul_(1 - factor).add_(mean.to(self.running_mean.dtype), alpha=factor)
                 self.running_var.mul_(1 - factor).add_(unbiased.to(self.running_var.dtype), alpha=factor)
 
@@ -83,7 +84,7 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         shift = -mean * scale
         if self.bias is not None:
             shift = shift + self.bias
-        return (x.float() * scale.view(shape) + shift.view(shape)).to(x.dtype)
+        return (x.to(work) * scale.view(shape) + shift.view(shape)).to(x.dtype)
 
 
 def convert_sync_batchnorm(module: nn.Module, process_group: Optional[object] = None) -> nn.Module:

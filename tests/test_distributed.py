@@ -11,6 +11,7 @@ Two parts:
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,11 +24,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from DAMSM import CNN_ENCODER, RNN_ENCODER
+from datasets import TextDataset
 from miscc import distributed
 from miscc.checkpoint import load_checkpoint, save_released
+from miscc.damsm_trainer import damsm_batch_losses
 from miscc.losses import d_hinge_real, ma_gp
 from model import NetD, NetG
 from sync_batchnorm import SyncBatchNorm, SynchronizedBatchNorm2d, convert_sync_batchnorm
+from tools.make_birds import make_birds
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD = 2
@@ -251,15 +256,131 @@ def test_torchrun_two_processes(tmp_path, synthetic_birds, damsm_files):
     assert not any(k.startswith("module.") for k in latest["netG"])
 
 
-@pytest.mark.parametrize("entry", ["sampling", "damsm"])
-def test_single_process_entries_refuse_torchrun_with_a_hint(entry, monkeypatch, capsys):
-    from miscc.damsm_trainer import main as damsm_main
-    from miscc.trainer import cli_main
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(SystemExit) as exit_info:
-        if entry == "sampling":
-            cli_main("main", ["--cfg", "cfg/bird.yml", "--sample"])
-        else:
-            damsm_main(["--cfg", "cfg/DAMSM/bird.yml"])
-    assert exit_info.value.code == 2
-    assert "not with torchrun" in capsys.readouterr().err
+def _run_entry(cmd: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_torchrun_sampling_writes_what_one_process_writes(tmp_path, synthetic_birds):
+    n_words = TextDataset(synthetic_birds, "test").n_words
+    torch.manual_seed(3)
+    netg = _netg()
+    save_released(netg, tmp_path / "netG_004.pth", prefix="module.")
+    save_released(RNN_ENCODER(n_words, nhidden=256), tmp_path / "text_encoder.pth")
+    opts = ["TEXT.DAMSM_NAME", str(tmp_path / "text_encoder.pth"), "TRAIN.NET_G", str(tmp_path / "netG_004.pth"),
+            "TREE.BASE_SIZE", "64", "TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "7", "WORKERS", "1",
+            "OUTPUT_DIR", str(tmp_path / "output")]
+    args = ["--cfg", "cfg/bird.yml", "--gpu", "-1", "--data_dir", str(synthetic_birds), "--sample"]
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    _run_entry([sys.executable, "main.py", *args, "--out_dir", str(single), "--opts", *opts], tmp_path)
+    proc = _run_entry([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
+                       "main.py", *args, "--out_dir", str(multi), "--opts", *opts], tmp_path)
+
+    assert proc.stdout.count("samples written to") == 1  # rank 0 reports; the other rank is silent
+    # 60 test captions in batches of 7: rank 0 generates batches 0, 2, .., 8, rank 1 batches 1, 3, .., 7;
+    # each batch holds the jobs it holds in one process, so every file is byte for byte the same.
+    assert sorted(p.name for p in multi.iterdir()) == sorted(p.name for p in single.iterdir())
+    assert (multi / "samples.jsonl").read_bytes() == (single / "samples.jsonl").read_bytes()
+    for folder in ("img", "mask"):
+        names = sorted(p.name for p in (single / folder).iterdir())
+        assert len(names) == 60 and names == sorted(p.name for p in (multi / folder).iterdir())
+        for name in names:
+            assert (multi / folder / name).read_bytes() == (single / folder / name).read_bytes(), name
+    done = json.loads((multi / "DONE.json").read_text())
+    assert done["count"] == 60 and done == json.loads((single / "DONE.json").read_text())
+
+
+DAMSM_WORDS = 12
+
+
+def _damsm_encoders() -> tuple[RNN_ENCODER, CNN_ENCODER]:
+    torch.manual_seed(6)
+    return RNN_ENCODER(DAMSM_WORDS, nhidden=32), CNN_ENCODER(32, pretrained=False, input_size=75)
+
+
+def _damsm_batch(part: slice) -> list:
+    """Collated-batch layout (images, captions, lengths, class ids, keys) of samples ``part``."""
+    g = torch.Generator().manual_seed(7)
+    n = WORLD * HALF
+    imgs = torch.rand(n, 3, 64, 64, generator=g) * 2 - 1
+    lens = torch.tensor([5, 3, 6, 2, 4, 6])  # rank 1's longest caption is longer than rank 0's
+    caps = torch.zeros(n, 6, dtype=torch.int64)
+    for i, k in enumerate(lens):
+        caps[i, :k] = torch.randint(1, DAMSM_WORDS, (int(k),), generator=g)
+    class_ids = [1, 2, 3, 1, 4, 2]  # same-class pairs across the two ranks' halves
+    return [[imgs[part]], caps[part], lens[part], class_ids[part], [f"k{i}" for i in range(n)][part]]
+
+
+def _damsm_step(text_encoder: RNN_ENCODER, image_encoder: CNN_ENCODER, batch: list) -> dict:
+    """One pretraining step's losses, gradients and the image encoder's BN statistics."""
+    text_encoder.eval()  # no dropout: both sides must draw nothing random
+    image_encoder.train()  # BNs in train mode, as in pretraining
+    params = [p for m in (text_encoder, image_encoder) for p in m.parameters() if p.requires_grad]
+    w, s = damsm_batch_losses(text_encoder, image_encoder, batch, torch.device("cpu"))
+    ((w + s) * distributed.world_size()).backward()
+    distributed.all_reduce_grads(params)
+    grads = {f"{i}": p.grad.clone() for i, p in enumerate(params)}
+    stats = {k: v for k, v in image_encoder.state_dict().items() if "running" in k}
+    return {"w": w.detach(), "s": s.detach(), "grads": grads, "stats": stats}
+
+
+def _damsm_worker(rank: int, init_file: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        text_encoder, image_encoder = _damsm_encoders()
+        convert_sync_batchnorm(image_encoder)
+        res = _damsm_step(text_encoder, image_encoder, _damsm_batch(slice(rank * HALF, (rank + 1) * HALF)))
+        torch.save(res, os.path.join(out_dir, f"damsm{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_rank_damsm_step_equals_one_process_on_the_whole_batch(tmp_path):
+    # Each rank encodes its half; the losses are computed on the gathered global batch (every caption
+    # against all 6 images, same-class pairs of different ranks masked), and the gradients summed
+    # over ranks are the whole-batch gradients; the Inception BN statistics are the global ones.
+    mp.spawn(_damsm_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"damsm{r}.pt", weights_only=True) for r in range(WORLD)]
+    # float64 on both sides: through ~90 BNs of a random Inception, float32 rounding alone (SyncBN
+    # sums x and x^2 where BatchNorm uses Welford) reaches 1e-4 and would hide a real mistake.
+    torch.set_num_threads(1)
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        ref = _damsm_step(*_damsm_encoders(), _damsm_batch(slice(None)))
+    finally:
+        torch.set_default_dtype(dtype)
+    for res in ranks:
+        _close(res["w"], ref["w"], "word loss", rtol=1e-9, atol=1e-9)
+        _close(res["s"], ref["s"], "sentence loss", rtol=1e-9, atol=1e-9)
+        assert set(res["grads"]) == set(ref["grads"])
+        for k, g in ref["grads"].items():
+            _close(res["grads"][k], g, f"gradient {k}", rtol=1e-7, atol=1e-9)
+        for k, v in ref["stats"].items():
+            _close(res["stats"][k], v, f"BN {k}", rtol=1e-7, atol=1e-9)
+
+
+def test_torchrun_damsm_pretraining(tmp_path):
+    birds = tmp_path / "birds"
+    make_birds(birds, classes=4, per_class=6, seed=0, size=(64, 48))
+    out = tmp_path / "output"
+    opts = ["OUTPUT_DIR", str(out), "CONFIG_NAME", "ddp", "WORKERS", "0", "TREE.BASE_SIZE", "32",
+            "TRAIN.DAMSM_INPUT_SIZE", "75", "TRAIN.BATCH_SIZE", "3", "TRAIN.MAX_EPOCH", "2",
+            "TRAIN.SNAPSHOT_INTERVAL", "1"]
+    proc = _run_entry([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
+                       "DAMSM.py", "--cfg", "cfg/DAMSM/demo.yml", "--gpu", "-1", "--data_dir", str(birds),
+                       "--opts", *opts], tmp_path)
+    # 18 train images: each rank reads 9 per epoch, 3 batches of 3 (a global batch of 6).
+    assert proc.stdout.count("epoch    0 |") == 1 and proc.stdout.count("epoch    1 |") == 1  # rank 0 only
+    models = out / "ddp" / "models"
+    assert sorted(p.name for p in models.iterdir()) == [
+        "image_encoder0.pth", "image_encoder1.pth", "latest_damsm.pth", "text_encoder0.pth", "text_encoder1.pth"]
+    assert len(list((out / "ddp" / "tb").iterdir())) == 1
+    # Released-format files (no DDP or SyncBN leftovers) that load into the plain encoders strictly.
+    n_words = TextDataset(birds, "train").n_words
+    load_checkpoint(RNN_ENCODER(n_words, nhidden=256), models / "text_encoder1.pth")
+    load_checkpoint(CNN_ENCODER(256, pretrained=False, input_size=75), models / "image_encoder1.pth")
