@@ -1,13 +1,15 @@
-"""Multi-process training on CPU (gloo): SyncBN, gradient averaging, and a real torchrun run.
+"""Multi-process runs on CPU (gloo): SyncBN, gradient averaging, global DAMSM losses, real torchrun runs.
 
-Two parts:
   * ``test_two_ranks_compute_what_one_process_computes_on_the_whole_batch``: 2 processes
     (torch.multiprocessing) each take half of a batch; SyncBatchNorm outputs/statistics/gradients,
     a DDP-wrapped NetG's averaged gradients and NetD's explicitly all-reduced hinge + MA-GP gradients
     must equal a single process on the concatenated batch.
+  * ``test_two_rank_damsm_step_equals_one_process_on_the_whole_batch``: the same for a DAMSM
+    pretraining step (gathered features, global losses, summed gradients, SyncBN Inception), in float64.
   * ``test_torchrun_two_processes``: ``python -m torch.distributed.run --nproc_per_node=2
     main_finetune.py`` (through a launcher that only records who writes what and dumps each rank's
-    final state) on the synthetic birds.
+    final state) on the synthetic birds; ``test_torchrun_damsm_pretraining`` and
+    ``test_torchrun_sampling_writes_what_one_process_writes`` run DAMSM.py and ``main.py --sample``.
 """
 from __future__ import annotations
 
