@@ -60,6 +60,7 @@ LR_DECAY = 0.98
 # The original evaluates test batches 0..50 and then stops: a cheap, fixed-cost validation.
 VAL_MAX_BATCHES = 51
 LATEST = "latest_damsm.pth"
+POSTFIX_EVERY = 20  # steps between progress-bar loss updates (each one reads the device)
 STATE_FORMAT = "ssagan-damsm-pretrain-1"
 
 
@@ -146,7 +147,9 @@ def train_epoch(loader: DataLoader, text_encoder: RNN_ENCODER, image_encoder: CN
     """One pass over ``loader``; returns the mean (word, sentence) loss of its batches."""
     text_encoder.train()
     image_encoder.train()
-    word_sum = sent_sum = 0.0
+    # Summed on the device in float64 (the same sums as adding .item()s), read back only every
+    # POSTFIX_EVERY steps: no host sync per step.
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True,
                disable=None if distributed.is_main() else True)
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -159,9 +162,11 @@ def train_epoch(loader: DataLoader, text_encoder: RNN_ENCODER, image_encoder: CN
         # Only the LSTM is clipped (an exploding-gradient guard); the image projections are not.
         nn.utils.clip_grad_norm_(text_encoder.parameters(), cfg.TRAIN.RNN_GRAD_CLIP)
         optimizer.step()
-        word_sum += w_loss.item()
-        sent_sum += s_loss.item()
-        bar.set_postfix(word=f"{word_sum / step:.3f}", sent=f"{sent_sum / step:.3f}")
+        sums += torch.stack([w_loss.detach(), s_loss.detach()])
+        if step % POSTFIX_EVERY == 0 or step == len(loader):
+            word, sent = (sums / step).tolist()
+            bar.set_postfix(word=f"{word:.3f}", sent=f"{sent:.3f}")
+    word_sum, sent_sum = sums.tolist()
     return word_sum / len(loader), sent_sum / len(loader)
 
 
