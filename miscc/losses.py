@@ -19,11 +19,15 @@ ClassIds = Optional[Union[np.ndarray, torch.Tensor, Sequence[int]]]
 
 
 def cosine_similarity(x1: torch.Tensor, x2: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
-    """sum(x1*x2) / max(|x1||x2|, eps) along ``dim``, squeezed (the original's definition)."""
+    """sum(x1*x2) / max(|x1||x2|, eps) along ``dim`` (the original's definition).
+
+    The original also squeezed the result; its callers reshaped it right after, and a squeeze would
+    drop a batch or word axis of size 1, so it is left out.
+    """
     w12 = torch.sum(x1 * x2, dim)
     w1 = torch.norm(x1, 2, dim)
     w2 = torch.norm(x2, 2, dim)
-    return (w12 / (w1 * w2).clamp(min=eps)).squeeze()
+    return w12 / (w1 * w2).clamp(min=eps)
 
 
 def func_attention(query: torch.Tensor, context: torch.Tensor, gamma1: float):
@@ -81,10 +85,8 @@ def words_loss(img_features: torch.Tensor, words_emb: torch.Tensor, labels: Opti
     attn = F.softmax(attn * g1, dim=1)  # over regions: [j, n, i, t]
     weighted = torch.bmm(context, attn.view(b, n, b * t)).view(b, d, b, t)  # [j, d, i, t]
 
-    # cosine_similarity over d, without its final squeeze (B = 1 or T = 1 must keep [j, i, t])
-    word_rows = words_emb.transpose(0, 1)[None]  # [1, d, i, t]
-    row_sim = (word_rows * weighted).sum(1) / (word_rows.norm(2, dim=1) * weighted.norm(2, dim=1)).clamp(min=1e-8)
-    row_sim = torch.exp(row_sim * g2) * valid[None]  # [j, i, t]
+    row_sim = cosine_similarity(words_emb.transpose(0, 1)[None], weighted, dim=1)  # [j, i, t]
+    row_sim = torch.exp(row_sim * g2) * valid[None]
     similarities = torch.log(row_sim.sum(dim=2)) * g3  # [image j, caption i]
 
     mask = _same_class_mask(class_ids, similarities.device)
