@@ -36,7 +36,7 @@ import miscc.sampler
 from DAMSM import RNN_ENCODER
 from miscc.config import cfg
 from miscc.metrics import images_to_uint8
-from miscc.sampler import Job, generate
+from miscc.sampler import Job, caption_tensors, generate
 from miscc.utils import encode_text
 from model import NetG
 
@@ -81,12 +81,8 @@ def build(nf: int, images: int, device: torch.device):
 
 
 def captions(batch, device):
-    """(padded word ids, lengths) of some jobs, as the sampler builds them."""
-    lens = torch.tensor([len(j.tokens) for j in batch])
-    caps = torch.zeros(len(batch), int(lens.max()), dtype=torch.int64)
-    for row, job in enumerate(batch):
-        caps[row, :len(job.tokens)] = torch.tensor(job.tokens)
-    return caps.to(device), lens.to(device)
+    """(padded word ids, lengths) of some jobs on ``device``, as the sampler builds them."""
+    return tuple(t.to(device) for t in caption_tensors(batch))
 
 
 def batches(jobs, noise, netG, text_encoder, device, batch_size):

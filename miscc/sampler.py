@@ -272,6 +272,15 @@ def _prepare_out_dir(out: Path) -> None:
     (out / "mask").mkdir(exist_ok=True)
 
 
+def caption_tensors(batch: Sequence[Job]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(word ids B x longest, zero-padded; lengths B) of some jobs, as the text encoder reads them."""
+    lens = torch.tensor([len(j.tokens) for j in batch])
+    caps = torch.zeros(len(batch), int(lens.max()), dtype=torch.int64)
+    for row, job in enumerate(batch):
+        caps[row, :len(job.tokens)] = torch.tensor(job.tokens)
+    return caps, lens
+
+
 def _part_file(out: Path, rank: int) -> Path:
     return out / f".{SAMPLES_FILE}.rank{rank}"
 
@@ -306,10 +315,7 @@ def generate(jobs: Sequence[Job], noise: torch.Tensor, netG: NetG, text_encoder:
             tqdm(total=mine, unit="img", desc="sampling", disable=None if distributed.is_main() else True) as bar:
         for start in starts:
             batch = jobs[start:start + batch_size]
-            lens = torch.tensor([len(j.tokens) for j in batch])
-            caps = torch.zeros(len(batch), int(lens.max()), dtype=torch.int64)
-            for row, job in enumerate(batch):
-                caps[row, :len(job.tokens)] = torch.tensor(job.tokens)
+            caps, lens = caption_tensors(batch)
             _, sent = encode_text(text_encoder, caps.to(device), lens.to(device))
             imgs, masks = netG(noise[start:start + len(batch)].to(device), sent)
             rgb = images_to_uint8(imgs).permute(0, 2, 3, 1).cpu().numpy()
