@@ -151,7 +151,7 @@ def train_epoch(loader: DataLoader, text_encoder: RNN_ENCODER, image_encoder: CN
     # POSTFIX_EVERY steps: no host sync per step.
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True,
-               disable=None if distributed.is_main() else True)
+               disable=distributed.bar_disabled())
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for step, batch in enumerate(bar, 1):
         optimizer.zero_grad(set_to_none=True)
@@ -321,7 +321,7 @@ def pretrain() -> list[EpochStats]:
     history: list[EpochStats] = []
     epochs = tqdm(range(run.start_epoch, cfg.TRAIN.MAX_EPOCH), initial=run.start_epoch,
                   total=cfg.TRAIN.MAX_EPOCH, desc="DAMSM epochs", dynamic_ncols=True,
-                  disable=None if main else True)
+                  disable=distributed.bar_disabled())
     try:
         for epoch in epochs:
             start = time.perf_counter()

@@ -8,7 +8,7 @@ no-op and the code runs exactly as a single process. docs/SCALING.md explains th
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 import torch
@@ -35,6 +35,12 @@ def local_rank() -> int:
 def is_main() -> bool:
     """Only the main process writes logs, checkpoints, samples and progress bars."""
     return rank() == 0
+
+
+def bar_disabled() -> Optional[bool]:
+    """tqdm's ``disable`` for this process: bars on the main process only (None lets tqdm hide them
+    when the output is not a terminal)."""
+    return None if is_main() else True
 
 
 def launched_world_size() -> int:

@@ -312,7 +312,7 @@ def generate(jobs: Sequence[Job], noise: torch.Tensor, netG: NetG, text_encoder:
     mine = sum(len(jobs[start:start + batch_size]) for start in starts)
     with _writer() as writer, \
             open(log_path, "w", encoding="utf-8") as log, \
-            tqdm(total=mine, unit="img", desc="sampling", disable=None if distributed.is_main() else True) as bar:
+            tqdm(total=mine, unit="img", desc="sampling", disable=distributed.bar_disabled()) as bar:
         for start in starts:
             batch = jobs[start:start + batch_size]
             caps, lens = caption_tensors(batch)
