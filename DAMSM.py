@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from miscc.config import cfg
 from miscc.errors import SSAGANError
 
 # Inception-v3 stages kept by the image encoder, in forward (and state-dict) order.
@@ -34,12 +33,12 @@ class RNN_ENCODER(nn.Module):
     """
 
     def __init__(self, ntoken: int, ninput: int = 300, drop_prob: float = 0.5, nhidden: int = 128,
-                 nlayers: int = 1, bidirectional: bool = True):
+                 nlayers: int = 1, bidirectional: bool = True, n_steps: int = 18, rnn_type: str = "LSTM"):
         super().__init__()
-        self.n_steps = cfg.TEXT.WORDS_NUM
+        self.n_steps = n_steps  # TEXT.WORDS_NUM; kept as an attribute like the original, not used
         self.ntoken, self.ninput, self.drop_prob = ntoken, ninput, drop_prob
         self.nlayers, self.bidirectional = nlayers, bidirectional
-        self.rnn_type = cfg.RNN_TYPE
+        self.rnn_type = rnn_type
         self.num_directions = 2 if bidirectional else 1
         self.nhidden = nhidden // self.num_directions
 
@@ -104,6 +103,12 @@ def _load_imagenet_weights(model: nn.Module, weights_path: str | None) -> None:
     model.load_state_dict(state, strict=False)
 
 
+def encode_text(text_encoder: RNN_ENCODER, captions: torch.Tensor, cap_lens: torch.Tensor):
+    """(words_emb, sent_emb) of a batch, with the zero initial state the original used."""
+    hidden = text_encoder.init_hidden(captions.size(0))
+    return text_encoder(captions, cap_lens, hidden)
+
+
 class CNN_ENCODER(nn.Module):
     """Frozen Inception-v3 trunk + trainable projections to the DAMSM space.
 
@@ -122,7 +127,7 @@ class CNN_ENCODER(nn.Module):
         if input_size < 75:
             raise ValueError(f"Inception needs inputs of at least 75 pixels, got input_size={input_size}")
         self.input_size = input_size
-        self.nef = nef if cfg.TRAIN.FLAG else 256
+        self.nef = nef
         # Default constructor arguments keep the random-draw order of the original build.
         trunk = inception_v3(weights=None, aux_logits=True, init_weights=True)
         if pretrained:
@@ -152,6 +157,11 @@ class CNN_ENCODER(nn.Module):
 
 
 if __name__ == "__main__":
+    import sys
+
+    # The trainer imports this file as ``DAMSM``; registering the running script under that name keeps
+    # one copy of the classes (two copies would make isinstance checks and pickling disagree).
+    sys.modules.setdefault("DAMSM", sys.modules["__main__"])
     from miscc.damsm_trainer import main
 
     main()

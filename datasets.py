@@ -1,10 +1,10 @@
 """CUB-200-2011 birds and COCO-2014 in the AttnGAN layout: captions, vocabulary, images, batches.
 
-Behaviour follows the released SSA-GAN / AttnGAN ``datasets.py`` (REFERENCE.md section 10 and 16);
+Behaviour follows the released SSA-GAN / AttnGAN ``datasets.py`` (docs/ORIGINAL.md, "Data");
 deliberate differences are listed here and nowhere else:
 
 * Layout switch. The birds layout (images under ``CUB_200_2011/images``, bounding-box crop) is used
-  when ``cfg.DATASET_NAME == 'birds'`` (the default, as the config documents) **or** when the
+  when ``dataset_name == 'birds'`` (DATASET_NAME; the default, as the config documents) **or** when the
   substring ``birds`` occurs in ``data_dir`` (the original's only rule). Otherwise the COCO layout:
   ``DATA_DIR/images/<key>.jpg`` (AttnGAN), falling back to ``DATA_DIR/train2014/<key>.jpg`` for the
   train split and ``DATA_DIR/val2014/<key>.jpg`` for the test split (the original's hard-coded
@@ -15,21 +15,22 @@ deliberate differences are listed here and nowhere else:
   the file's captions are repeated cyclically up to CAPTIONS_PER_IMAGE (the original did not pad, so
   every later image read a neighbour's captions). A file with none is an error.
 * ``captions.pickle`` is written atomically, so parallel processes never read half a file.
-* ``cfg`` values (CAPTIONS_PER_IMAGE, WORDS_NUM, DATASET_NAME) are read once, in the constructor:
-  DataLoader workers started with ``spawn`` re-import ``cfg`` with its defaults, so reading it in
-  ``__getitem__`` (as the original did for WORDS_NUM) would silently use defaults there.
+* No global configuration: CAPTIONS_PER_IMAGE, WORDS_NUM and DATASET_NAME are constructor arguments
+  (the original read ``cfg`` in ``__getitem__``, which DataLoader workers started with ``spawn`` see
+  with its defaults).
 * New: ``every_caption`` (the "30k" sampling protocol), ``build_transform(train=False)``, a ``device``
   argument to ``prepare_data`` instead of ``cfg.CUDA``, and ``prepare_data`` works for a batch of 1.
 """
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import pickle
 import re
 import warnings
 from collections import Counter
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,8 +38,8 @@ import torch.utils.data as data
 import torchvision.transforms as transforms
 from PIL import Image
 
-from miscc.config import cfg
 from miscc.errors import SSAGANError
+from miscc.run_layout import atomic_write
 
 END_TOKEN = "<end>"
 _WORD = re.compile(r"\w+")
@@ -78,9 +79,9 @@ def _layout_error(data_dir: str, problem: str, birds: bool, hint: str = "") -> S
         f"Expected the AttnGAN {'birds (CUB)' if birds else 'COCO'} layout:\n{tree}\n{_SOURCES}")
 
 
-def uses_birds_layout(data_dir: str | os.PathLike) -> bool:
+def uses_birds_layout(data_dir: str | os.PathLike, dataset_name: str = "birds") -> bool:
     """The layout rule of the module docstring: CUB images + bbox crop, or the COCO layout."""
-    return cfg.DATASET_NAME == "birds" or "birds" in os.fspath(data_dir)
+    return dataset_name == "birds" or "birds" in os.fspath(data_dir)
 
 
 def tokenize(line: str) -> Optional[list[str]]:
@@ -137,9 +138,9 @@ def encode_sentence(text: str, wordtoix: dict[str, int]) -> list[int]:
     return [wordtoix[t] for t in tokens]
 
 
-def caption_too_long(ids: Sequence[int], words_num: Optional[int] = None) -> Optional[str]:
+def caption_too_long(ids: Sequence[int], words_num: int = 18) -> Optional[str]:
     """None if the caption fits TEXT.WORDS_NUM, else a message for the caller to show or act on."""
-    limit = cfg.TEXT.WORDS_NUM if words_num is None else words_num
+    limit = words_num
     if len(ids) <= limit:
         return None
     return (f"the caption has {len(ids)} words but the text encoder reads at most {limit} "
@@ -161,18 +162,10 @@ def build_transform(base_size: int, train: bool = True) -> transforms.Compose:
     return transforms.Compose([resize, transforms.CenterCrop(base_size)])
 
 
-def check_vocab(dataset_n_words: int, encoder_ntoken: int, captions_path: str | os.PathLike,
-                encoder_path: str | os.PathLike) -> None:
-    """Refuse a text encoder whose embedding table does not match the data's vocabulary."""
-    if dataset_n_words == encoder_ntoken:
-        return
-    raise SSAGANError(
-        f"vocabulary mismatch: {os.fspath(captions_path)} has {dataset_n_words} words but the text "
-        f"encoder {os.fspath(encoder_path)} was trained with {encoder_ntoken} (its embedding rows are "
-        f"word ids of the captions.pickle it was trained with). Use the captions.pickle released with "
-        f"that encoder (AttnGAN metadata: CUB 5450 words, COCO 27297), or pretrain a DAMSM text encoder "
-        f"on this data (python DAMSM.py). A captions.pickle rebuilt from text/ numbers words "
-        f"differently, so even an equal count does not make a released encoder usable with it.")
+def vocabulary_fingerprint(ixtoword: dict[int, str]) -> str:
+    """sha256 of the words in id order; see ``TextDataset.vocab_fingerprint``."""
+    words = "\n".join(ixtoword[i] for i in sorted(ixtoword))
+    return hashlib.sha256(words.encode("utf-8")).hexdigest()
 
 
 def _load_pickle(path: str, what: str, **kwargs: Any) -> Any:
@@ -183,7 +176,9 @@ def _load_pickle(path: str, what: str, **kwargs: Any) -> Any:
         raise SSAGANError(f"{path} is not a readable {what} pickle ({type(e).__name__}: {e}).") from e
 
 
-def _read_caption_file(path: str, cpi: int, split: str) -> list[list[str]]:
+def _read_caption_file(path: str, cpi: int, split: str, wordless: Optional[list[str]] = None) -> list[list[str]]:
+    """Up to ``cpi`` captions of one text file; lines without an ASCII word are skipped (and listed in
+    ``wordless``), so every stored caption can be fed to the text encoder."""
     try:
         with open(path, encoding="utf-8", newline="") as f:
             lines = f.read().split("\n")
@@ -201,6 +196,10 @@ def _read_caption_file(path: str, cpi: int, split: str) -> list[list[str]]:
         tokens = tokenize(line)
         if tokens is None:
             continue
+        if not tokens:  # only non-ASCII letters: the original kept an empty caption, which crashed later
+            if wordless is not None:
+                wordless.append(path)
+            continue
         caps.append(tokens)
         if len(caps) == cpi:
             break
@@ -210,17 +209,24 @@ def _read_caption_file(path: str, cpi: int, split: str) -> list[list[str]]:
 def _load_split_captions(data_dir: str, split: str, names: Sequence[str], cpi: int) -> list[list[str]]:
     out: list[list[str]] = []
     short: list[tuple[str, int]] = []
+    wordless: list[str] = []
     for key in names:
         path = os.path.join(data_dir, "text", f"{key}.txt")
-        caps = _read_caption_file(path, cpi, split)
+        caps = _read_caption_file(path, cpi, split, wordless)
         if not caps:
             raise SSAGANError(
-                f"caption file {path} (split {split}) has no caption with a word in it; every image "
-                f"needs at least one (TEXT.CAPTIONS_PER_IMAGE = {cpi}).")
+                f"caption file {path} (split {split}) has no caption with an ASCII word in it; every image "
+                f"needs at least one (TEXT.CAPTIONS_PER_IMAGE = {cpi}). Nothing was written.")
         if len(caps) < cpi:
             short.append((path, len(caps)))
             caps = [caps[k % len(caps)] for k in range(cpi)]
         out.extend(caps)
+    if wordless:
+        files = sorted(set(wordless))
+        warnings.warn(
+            f"{len(wordless)} caption line(s) of split {split} have no ASCII word (only other letters or "
+            f"punctuation) and were skipped, in {len(files)} file(s): {', '.join(files[:5])}"
+            f"{' ...' if len(files) > 5 else ''}.", stacklevel=3)
     if short:
         listed = ", ".join(f"{p} ({n})" for p, n in short[:5])
         more = f" and {len(short) - 5} more" if len(short) > 5 else ""
@@ -246,10 +252,7 @@ def build_vocabulary(train_captions: list[list[str]], test_captions: list[list[s
 
 
 def _write_atomic_pickle(obj: Any, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: pickle.dump(obj, f, protocol=2))
 
 
 def load_bbox(data_dir: str) -> dict[str, list[int]]:
@@ -289,7 +292,8 @@ class TextDataset(data.Dataset):
 
     def __init__(self, data_dir: str | os.PathLike, split: str = "train", base_size: int = 64,
                  transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
-                 every_caption: bool = False) -> None:
+                 every_caption: bool = False, captions_per_image: int = 10, words_num: int = 18,
+                 dataset_name: str = "birds") -> None:
         if split not in ("train", "test"):
             raise SSAGANError(f"split must be 'train' or 'test', got {split!r}")
         self.data_dir = os.fspath(data_dir)
@@ -298,11 +302,12 @@ class TextDataset(data.Dataset):
         self.transform = transform
         self.target_transform = target_transform
         self.every_caption = every_caption
-        self.embeddings_num: int = cfg.TEXT.CAPTIONS_PER_IMAGE
-        self.words_num: int = cfg.TEXT.WORDS_NUM
+        self.embeddings_num: int = captions_per_image
+        self.words_num: int = words_num
         self.norm = transforms.Compose([transforms.ToTensor(),
                                         transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
-        self.birds = uses_birds_layout(self.data_dir)
+        self.dataset_name = dataset_name
+        self.birds = uses_birds_layout(self.data_dir, dataset_name)
         self.image_dir = self._check_layout()
         self.captions_path = os.path.join(self.data_dir, "captions.pickle")
 
@@ -371,7 +376,9 @@ class TextDataset(data.Dataset):
                 or not isinstance(x[3], dict) or not isinstance(x[0], list) or not isinstance(x[1], list)):
             raise SSAGANError(
                 f"{self.captions_path} is not a captions.pickle: expected [train_captions, "
-                f"test_captions, ixtoword, wordtoix]. Delete it to rebuild it from text/.")
+                f"test_captions, ixtoword, wordtoix]. Restore the file you trained with (a text encoder's "
+                f"rows are its word ids); only for data that no encoder was trained on, delete it to rebuild "
+                f"it from text/.")
         counts = {"train": len(x[0]), "test": len(x[1])}
         expected = {s: len(names[s]) * cpi for s in ("train", "test")}
         if counts != expected:
@@ -408,15 +415,50 @@ class TextDataset(data.Dataset):
                 f"{self.data_dir}/CUB_200_2011/images.txt, e.g. {missing[0]!r}.")
         return bbox
 
+    @property
+    def vocab_fingerprint(self) -> str:
+        """sha256 of the ordered vocabulary (``ixtoword``): the identity of the word ids a text encoder's
+        embedding rows were trained on. Two vocabularies of equal size but other numbering differ."""
+        return vocabulary_fingerprint(self.ixtoword)
+
+    def check_fingerprint(self, recorded: Optional[str], source: str) -> None:
+        """Refuse ``source`` (a text encoder or training state) recorded under another vocabulary."""
+        if recorded is None or recorded == self.vocab_fingerprint:
+            return
+        raise SSAGANError(
+            f"vocabulary mismatch: {source} was trained with the vocabulary {recorded[:16]}..., but "
+            f"{self.captions_path} has {self.vocab_fingerprint[:16]}... ({self.n_words} words): the same "
+            f"word ids now name other words. Use the captions.pickle that run was trained with (do not "
+            f"rebuild it from text/), or train a new run on this data.")
+
     def _warn_empty_captions(self) -> None:
+        """A captions.pickle written by the original code may hold empty captions (a line of non-ASCII
+        words), which the text encoder cannot pack. Each is replaced, when drawn, by the next non-empty
+        caption of its image; the vocabulary (and so any trained encoder) stays valid."""
+        cpi = self.embeddings_num
         empty = [i for i, c in enumerate(self.captions) if not c]
-        if empty:
-            key = self.filenames[empty[0] // self.embeddings_num]
-            warnings.warn(
-                f"{len(empty)} caption(s) of split {self.split} have no ASCII word left (e.g. of "
-                f"{key!r}); they are kept like the original does, with cap_len 0, which the text "
-                f"encoder cannot pack. Fix text/ and delete captions.pickle to rebuild it.",
-                stacklevel=3)
+        self._substitute: dict[int, int] = {}
+        if not empty:
+            return
+        for i in empty:
+            base = i - i % cpi
+            others = [base + (i - base + k) % cpi for k in range(1, cpi)]
+            usable = [j for j in others if self.captions[j]]
+            if not usable:
+                raise SSAGANError(
+                    f"every caption of image {self.filenames[i // cpi]!r} (split {self.split}) in "
+                    f"{self.captions_path} is empty (no ASCII word); the image cannot be trained on. Remove it "
+                    f"from {self.split}/filenames.pickle, or give it a caption.")
+            self._substitute[i] = usable[0]
+        keys = sorted({self.filenames[i // cpi] for i in empty})
+        warnings.warn(
+            f"{len(empty)} caption(s) of split {self.split} in {self.captions_path} have no ASCII word (images "
+            f"{', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}); each is replaced by another caption of "
+            f"its image when drawn. The vocabulary is unchanged.", stacklevel=3)
+
+    def caption(self, index: int) -> list[int]:
+        """Caption ``index`` of the split, an empty one replaced as ``_warn_empty_captions`` says."""
+        return self.captions[self._substitute.get(index, index)]
 
     # --- items --------------------------------------------------------------------------------
     def _image_path(self, key: str) -> str:
@@ -445,12 +487,12 @@ class TextDataset(data.Dataset):
         cls_id = self.class_id[img_index]
         imgs = self._load_image(key)
         if self.every_caption:
-            caption = self.captions[index]
+            caption = self.caption(index)
             # Seeded per item: the same caption index always yields the same 18-word subset.
             rng = np.random.RandomState(index) if len(caption) > self.words_num else None
         else:
             sent_ix = np.random.randint(0, self.embeddings_num)
-            caption = self.captions[index * self.embeddings_num + sent_ix]
+            caption = self.caption(index * self.embeddings_num + sent_ix)
             rng = None
         caps, cap_len = caption_array(caption, self.words_num, rng)
         return imgs, caps, cap_len, cls_id, key
@@ -460,8 +502,17 @@ class TextDataset(data.Dataset):
         return n * self.embeddings_num if self.every_caption else n
 
 
-def prepare_data(data: Sequence[Any], device: Optional[torch.device | str] = None) -> list[Any]:
-    """Collated batch -> [imgs, captions B x WORDS_NUM, sorted_lens, class_ids (numpy), keys].
+class Batch(NamedTuple):
+    """A length-sorted batch; unpacks like the original's list ``[imgs, caps, lens, class_ids, keys]``."""
+    imgs: list[torch.Tensor]  # one tensor per resolution (SSA-GAN: one)
+    captions: torch.Tensor  # B x WORDS_NUM word ids, zero-padded
+    cap_lens: torch.Tensor  # B, descending
+    class_ids: np.ndarray
+    keys: list[str]
+
+
+def prepare_data(data: Sequence[Any], device: Optional[torch.device | str] = None) -> Batch:
+    """Collated batch -> Batch(imgs, captions B x WORDS_NUM, sorted_lens, class_ids (numpy), keys).
 
     Sorted by caption length, longest first (the text encoder packs sequences, and the sorted order
     defines the mismatched pairs and DAMSM labels downstream). Images, captions and lengths go to
@@ -477,4 +528,4 @@ def prepare_data(data: Sequence[Any], device: Optional[torch.device | str] = Non
         real_imgs = [im.to(device) for im in real_imgs]
         captions = captions.to(device)
         sorted_lens = sorted_lens.to(device)
-    return [real_imgs, captions, sorted_lens, class_ids, keys]
+    return Batch(real_imgs, captions, sorted_lens, class_ids, keys)

@@ -24,6 +24,7 @@ from torch import nn
 from sync_batchnorm import SynchronizedBatchNorm2d
 
 SENT_DIM = 256  # hard-coded text size of the released model (TEXT.EMBEDDING_DIM)
+NOISE_DIM = 100  # noise size; the released NetG is built with nz = 100
 MASK_HIDDEN = 100  # channels of the mask predictor's hidden layer
 SUPPORTED_G_SIZES = (64, 128, 256)
 

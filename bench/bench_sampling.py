@@ -37,7 +37,7 @@ from DAMSM import RNN_ENCODER
 from miscc.config import cfg
 from miscc.metrics import images_to_uint8
 from miscc.sampler import Job, caption_tensors, generate
-from miscc.utils import encode_text
+from DAMSM import encode_text
 from model import NetG
 
 N_WORDS = 60

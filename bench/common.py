@@ -25,7 +25,7 @@ from datasets import TextDataset  # noqa: E402
 from miscc.checkpoint import save_released  # noqa: E402
 from miscc.config import cfg, cfg_from_list  # noqa: E402
 from miscc.losses import cosine_similarity, func_attention  # noqa: E402
-from miscc.utils import seed_everything  # noqa: E402
+from miscc.seeding import seed_everything  # noqa: E402
 from tools.make_birds import make_birds  # noqa: E402
 
 
@@ -116,13 +116,14 @@ def make_run(tmp: Path, nf: int, batch: int, size: int, damsm_size: int, amp: st
 
 
 def loop_words_loss(img_features: torch.Tensor, words_emb: torch.Tensor, labels: torch.Tensor,
-                    cap_lens: torch.Tensor, class_ids, batch_size: int):
+                    cap_lens: torch.Tensor, class_ids, batch_size: int, gamma1: float = 5.0,
+                    gamma2: float = 5.0, gamma3: float = 10.0):
     """The original algorithm, one caption at a time against every image (the baseline).
 
     For caption i: its first L_i words, repeated for all B images, attend over each image's regions;
     the per-image score is ln sum_t exp(gamma2 * cos(word_t, attended_t)). Same return as words_loss.
     """
-    g1, g2, g3 = (float(cfg.TRAIN.SMOOTH[k]) for k in ("GAMMA1", "GAMMA2", "GAMMA3"))
+    g1, g2, g3 = float(gamma1), float(gamma2), float(gamma3)
     columns, att_maps = [], []
     ids = None if class_ids is None else np.asarray(class_ids)
     for i in range(batch_size):

@@ -1,6 +1,6 @@
-"""Checkpoint files: the released formats (bare state dicts) and atomic writes.
+"""Loading checkpoint files strictly: the released formats (bare state dicts) and the text-encoder check.
 
-Released formats (REFERENCE §1): ``netG_*.pth`` / ``netD_*.pth`` were saved from DataParallel wrappers
+Released formats (docs/ORIGINAL.md, "Checkpoints"): ``netG_*.pth`` / ``netD_*.pth`` were saved from DataParallel wrappers
 so every key starts with ``module.``; the DAMSM ``text_encoder*.pth`` / ``image_encoder*.pth`` are plain
 modules. Loading accepts both forms for every module and is strict; the only tolerated difference is
 the BatchNorm ``num_batches_tracked`` counter, which files written before PyTorch 0.4.1 (the 2018 DAMSM
@@ -9,37 +9,17 @@ encoders) lack and which has no effect on the computation (momentum is fixed at 
 from __future__ import annotations
 
 import os
-import random
-import tempfile
 from collections import OrderedDict
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
 from miscc.errors import SSAGANError
+from miscc.run_layout import atomic_save
 
 PREFIX = "module."
 _COUNTER = "num_batches_tracked"
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to a temp file in the target folder, then rename: a crash never leaves a torn file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
@@ -137,32 +117,68 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike) -> nn.Module:
     return load_into(module, state, source=os.fspath(path))
 
 
-def released_state_dict(module: nn.Module, prefix: str = "") -> "OrderedDict[str, torch.Tensor]":
-    """The module's state dict as the original saved it (``prefix="module."`` for netG/netD files)."""
-    return OrderedDict((prefix + k, v.detach().cpu()) for k, v in _unwrap(module).state_dict().items())
+VOCAB_META = "vocab_sha256"
 
 
-def save_released(module: nn.Module, path: str | os.PathLike, prefix: str = "") -> None:
+def released_state_dict(module: nn.Module, prefix: str = "", vocab: Optional[str] = None) -> "OrderedDict[str, torch.Tensor]":
+    """The module's state dict as the original saved it (``prefix="module."`` for netG/netD files).
+
+    ``vocab``: the vocabulary fingerprint of a text encoder, kept in the state dict's ``_metadata``
+    (which ``load_state_dict`` ignores), so the file stays loadable by the original code.
+    """
+    state = OrderedDict((prefix + k, v.detach().cpu()) for k, v in _unwrap(module).state_dict().items())
+    if vocab is not None:
+        state._metadata = OrderedDict({"": {"version": 1, VOCAB_META: vocab}})  # type: ignore[attr-defined]
+    return state
+
+
+def save_released(module: nn.Module, path: str | os.PathLike, prefix: str = "", vocab: Optional[str] = None) -> None:
     """Write ``module`` in the released format, atomically."""
-    atomic_save(released_state_dict(module, prefix), path)
+    atomic_save(released_state_dict(module, prefix, vocab), path)
 
 
-def rng_state() -> dict:
-    """python/numpy/torch(/cuda) RNG states, in a form ``weights_only`` loading accepts (no numpy arrays)."""
-    np_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
+def recorded_vocab(state: Mapping) -> Optional[str]:
+    """The vocabulary fingerprint this project records in text encoders; None in released files."""
+    meta = getattr(state, "_metadata", None) or {}
+    return meta.get("", {}).get(VOCAB_META)
 
 
-def set_rng_state(state: dict) -> None:
-    """Restore what ``rng_state`` captured, so a resumed run draws what the uninterrupted one would."""
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def check_vocab(dataset_n_words: int, encoder_ntoken: int, captions_path: str | os.PathLike,
+                encoder_path: str | os.PathLike) -> None:
+    """Refuse a text encoder whose embedding table does not match the data's vocabulary."""
+    if dataset_n_words == encoder_ntoken:
+        return
+    raise SSAGANError(
+        f"vocabulary mismatch: {os.fspath(captions_path)} has {dataset_n_words} words but the text "
+        f"encoder {os.fspath(encoder_path)} was trained with {encoder_ntoken} (its embedding rows are "
+        f"word ids of the captions.pickle it was trained with). Use the captions.pickle released with "
+        f"that encoder (AttnGAN metadata: CUB 5450 words, COCO 27297), or pretrain a DAMSM text encoder "
+        f"on this data (python DAMSM.py). A captions.pickle rebuilt from text/ numbers words "
+        f"differently, so even an equal count does not make a released encoder usable with it.")
+
+
+def load_text_encoder(encoder: nn.Module, path: str | os.PathLike, n_words: int,
+                      captions_path: str | os.PathLike, vocab: Optional[str] = None) -> nn.Module:
+    """Load a DAMSM text encoder file into ``encoder``, refusing one trained on another vocabulary.
+
+    The one loader of text encoders (training, sampling, evaluation): the vocabulary is checked before
+    the state dict, so a mismatch names both files instead of listing embedding shapes. Files written
+    by this project carry the fingerprint of their vocabulary, compared with ``vocab`` (the data's);
+    released files carry none, so only the word count can be checked: use the released captions.pickle.
+    """
+    state = load_file(path, what="DAMSM text encoder")
+    if not isinstance(state, Mapping):
+        raise SSAGANError(f"{os.fspath(path)} holds a {type(state).__name__}, not a text encoder state dict.")
+    table = state.get("encoder.weight", state.get(PREFIX + "encoder.weight"))
+    if table is None:
+        raise SSAGANError(f"{os.fspath(path)} is not a DAMSM text-encoder state dict (no encoder.weight); "
+                          "is it an image encoder or a generator file?")
+    check_vocab(n_words, table.shape[0], captions_path, path)
+    recorded = recorded_vocab(state)
+    if vocab is not None and recorded is not None and recorded != vocab:
+        raise SSAGANError(
+            f"vocabulary mismatch: the text encoder {os.fspath(path)} was trained with the vocabulary "
+            f"{recorded[:16]}..., but {os.fspath(captions_path)} is {vocab[:16]}... (same {n_words} words, "
+            f"other word ids). Use the captions.pickle the encoder was trained with (do not rebuild it from "
+            f"text/), or pretrain a text encoder on this data (python DAMSM.py).")
+    return load_into(encoder, state, os.fspath(path))

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from miscc.config import cfg, cfg_from_file, cfg_from_list
+from miscc.config import cfg, cfg_from_file, cfg_from_list, validate_for
 from miscc.errors import SSAGANError
 
 
@@ -19,44 +18,64 @@ def base_parser(description: str, default_cfg: str) -> argparse.ArgumentParser:
     p.add_argument("--cfg", dest="cfg_file", default=default_cfg, help="YAML config (default: %(default)s)")
     p.add_argument("--gpu", dest="gpu_id", type=int, default=None, help="CUDA device index; -1 forces the CPU")
     p.add_argument("--data_dir", default=None, help="override DATA_DIR")
-    p.add_argument("--manualSeed", type=int, default=None, help="override SEED")
+    p.add_argument("--manualSeed", type=int, default=None, help="override SEED (0 .. 2^32-1)")
     p.add_argument("--resume", action="store_true", help="continue from the run's latest.pth (= RESTORE True)")
+    p.add_argument("--start_over", action="store_true",
+                   help="train anew in a run folder that holds a run: the old run is moved aside, not deleted")
+    p.add_argument("--progress", choices=("auto", "bar", "log", "off"), default=None,
+                   help="progress bars (auto: bar on a terminal, one line every 30 s in a log file)")
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
                    help="KEY VALUE pairs overriding the config, e.g. --opts TRAIN.BATCH_SIZE 8")
     return p
 
 
-def apply_args(args: argparse.Namespace) -> None:
-    """defaults < YAML < flags < --opts; then the original's fixed-seed rule for non-training runs."""
+def _check_gpu(gpu_id: int) -> None:
+    """An explicit ``--gpu N`` must name a CUDA device that exists (never a silent fall-back to the CPU)."""
+    import torch
+    if not torch.cuda.is_available():
+        raise SSAGANError(f"--gpu {gpu_id}: CUDA is not available on this machine (torch "
+                          f"{torch.__version__}); use --gpu -1 for the CPU.")
+    if gpu_id >= torch.cuda.device_count():
+        raise SSAGANError(f"--gpu {gpu_id}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                          f"0..{torch.cuda.device_count() - 1}.")
+
+
+def apply_args(args: argparse.Namespace, entry: str = "gan") -> None:
+    """defaults < YAML < flags < --opts; then the original's fixed-seed rule for non-training runs.
+
+    Every value is checked as it is merged (``miscc.config``), so a bad one stops the run here, before
+    any data, model or file is touched.
+    """
     cfg_from_file(args.cfg_file)
+    flags = []
     if args.gpu_id is not None:
         if args.gpu_id < 0:
             cfg.CUDA = False
         else:
-            cfg.GPU_ID = args.gpu_id
+            _check_gpu(args.gpu_id)
+            flags += ["GPU_ID", str(args.gpu_id)]
     if args.data_dir is not None:
-        cfg.DATA_DIR = args.data_dir
+        flags += ["DATA_DIR", args.data_dir]
     if args.manualSeed is not None:
-        cfg.SEED = args.manualSeed
+        flags += ["SEED", str(args.manualSeed)]
     if args.resume:
-        cfg.RESTORE = True
+        flags += ["RESTORE", "True"]
+    if getattr(args, "progress", None):
+        flags += ["PROGRESS", args.progress]
+    cfg_from_list(flags, source="command-line flag")
     cfg_from_list(args.opts)
     if not cfg.TRAIN.FLAG:
         cfg.SEED = 100
+    validate_for(entry)
 
 
-def run_dir() -> Path:
-    """``OUTPUT_DIR/<CONFIG_NAME>``: models/, tb/, samples/ and config.yaml of one run."""
-    return Path(cfg.OUTPUT_DIR) / (cfg.CONFIG_NAME or "default")
-
-
-def run_main(entry: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
-             argv: Optional[Sequence[str]] = None) -> None:
+def run_main(run: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
+             argv: Optional[Sequence[str]] = None, entry: str = "gan") -> None:
     """Parse, configure, run; user mistakes end with one readable line and exit code 2."""
     args = parser.parse_args(argv)
     try:
-        apply_args(args)
-        entry(args)
+        apply_args(args, entry)
+        run(args)
     except SSAGANError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

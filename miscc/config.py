@@ -14,7 +14,8 @@ from __future__ import annotations
 import copy
 import os
 import sys
-from typing import Any, Iterable, NamedTuple, Optional, Sequence
+import warnings
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
 import yaml
 from easydict import EasyDict
@@ -27,6 +28,29 @@ class Key(NamedTuple):
     default: Any
     doc: str
     choices: Optional[tuple] = None
+    check: Optional[Callable[[Any], Optional[str]]] = None  # value -> None, or what a valid value is
+    inert: bool = False  # never read; kept so the original's YAML files load (a non-default value warns)
+
+
+def _rule(text: str, ok: Callable[[Any], bool]) -> Callable[[Any], Optional[str]]:
+    """A check that returns ``must be <text>`` for a bad value; ``.rule`` documents it."""
+    def check(v: Any) -> Optional[str]:
+        return None if ok(v) else f"must be {text}"
+    check.rule = text  # type: ignore[attr-defined]
+    return check
+
+
+def at_least(low: float) -> Callable[[Any], Optional[str]]:
+    return _rule(f">= {low}", lambda v: v >= low)
+
+
+def in_range(low: float, high: float, high_open: bool = False) -> Callable[[Any], Optional[str]]:
+    closing = ")" if high_open else "]"
+    return _rule(f"in [{low}, {high}{closing}", lambda v: low <= v < high if high_open else low <= v <= high)
+
+
+positive = _rule("> 0", lambda v: v > 0)
+_even_positive = _rule("a positive even number (two LSTM directions)", lambda v: v > 0 and v % 2 == 0)
 
 
 # Defaults are the original miscc/config.py values unless the doc says otherwise. Keys the released
@@ -36,49 +60,60 @@ SPEC: tuple[Key, ...] = (
     Key("CONFIG_NAME", "", "Run name; outputs go to `OUTPUT_DIR/<CONFIG_NAME>/`."),
     Key("DATA_DIR", "", "Dataset root in the AttnGAN layout (see data/README.md)."),
     Key("OUTPUT_DIR", "output", "Parent folder of all run folders (new; the original wrote to `tmp/`)."),
-    Key("GPU_ID", 0, "CUDA device index; `--gpu -1` on the command line forces the CPU."),
+    Key("GPU_ID", 0, "CUDA device index; `--gpu -1` on the command line forces the CPU.", check=at_least(0)),
     Key("CUDA", True, "Use CUDA when available; False forces the CPU."),
-    Key("WORKERS", 6, "DataLoader worker processes."),
-    Key("SEED", 100, "Seed of python/numpy/torch RNGs (the original's `--manualSeed` default)."),
+    Key("WORKERS", 6, "DataLoader worker processes.", check=at_least(0)),
+    Key("SEED", 100, "Seed of python/numpy/torch RNGs (the original's `--manualSeed` default).",
+        check=in_range(0, 2 ** 32 - 1)),
     Key("RNN_TYPE", "LSTM", "Recurrent cell of the DAMSM text encoder.", ("LSTM", "GRU")),
     Key("B_VALIDATION", False, "True: sample the test captions instead of training "
         "(the original YAMLs shipped True)."),
     Key("RESTORE", False, "Resume: from the run's `latest.pth` if present, else from TRAIN.NET_G "
         "(DAMSM pretraining: `latest_damsm.pth`, else TRAIN.NET_E)."),
-    Key("USE_SN", False, "Inert in the released code (D has no spectral norm); kept for old YAMLs."),
-    Key("loss", "hinge", "GAN loss; only the hinge loss of the released code exists.", ("hinge",)),
+    Key("USE_SN", False, "Inert in the released code (D has no spectral norm); kept for old YAMLs.", inert=True),
+    Key("loss", "hinge", "Inert: the released code always uses the hinge loss; kept for old YAMLs.", ("hinge",), inert=True),
 
-    Key("TREE.BRANCH_NUM", 3, "Inert (AttnGAN multi-branch); SSA-GAN uses one branch."),
-    Key("TREE.BASE_SIZE", 64, "Image size trained on: 256 released, 64/128 for cheap runs, 299 for DAMSM."),
+    Key("TREE.BRANCH_NUM", 3, "Inert (AttnGAN multi-branch); SSA-GAN uses one branch.", inert=True),
+    Key("TREE.BASE_SIZE", 64, "Image size trained on: 256 released, 64/128 for cheap runs, 299 for DAMSM "
+        "pretraining (GAN training and sampling accept 64, 128, 256 only).", check=at_least(1)),
 
-    Key("TRAIN.BATCH_SIZE", 64, "Batch size per process (global batch = this x world size under DDP)."),
+    Key("TRAIN.BATCH_SIZE", 64, "Batch size per process (global batch = this x world size under DDP); at "
+        "least 2 (the mismatched pairs and DAMSM negatives need a second item).", check=at_least(2)),
     Key("TRAIN.MAX_EPOCH", 600, "GAN: last epoch (1-based). DAMSM pretraining: number of epochs "
-        "(0-based, the last is MAX_EPOCH-1)."),
-    Key("TRAIN.SNAPSHOT_INTERVAL", 2000, "DAMSM pretraining: save encoders when epoch % this == 0."),
+        "(0-based, the last is MAX_EPOCH-1).", check=at_least(1)),
+    Key("TRAIN.SNAPSHOT_INTERVAL", 2000, "DAMSM pretraining: save encoders when epoch % this == 0.",
+        check=at_least(1)),
     Key("TRAIN.DISCRIMINATOR_LR", 0.0004, "Adam lr of D (the released main.py hard-codes 4e-4; the "
-        "original default 2e-4 was never read)."),
-    Key("TRAIN.GENERATOR_LR", 0.0001, "Adam lr of G (released value 1e-4; the original key was inert)."),
-    Key("TRAIN.ENCODER_LR", 0.0002, "Initial Adam lr of DAMSM pretraining (bird/coco DAMSM YAMLs set 0.002)."),
-    Key("TRAIN.FINETUNE_ENCODER_LR", 0.00004, "Adam lr of the encoders in main_finetune.py (released 4e-5)."),
-    Key("TRAIN.RNN_GRAD_CLIP", 0.25, "DAMSM pretraining: grad-norm clip of the text encoder."),
-    Key("TRAIN.FLAG", True, "Training (True) vs evaluation run; False also forces the seed to 100 and nef 256."),
+        "original default 2e-4 was never read).", check=positive),
+    Key("TRAIN.GENERATOR_LR", 0.0001, "Adam lr of G (released value 1e-4; the original key was inert).",
+        check=positive),
+    Key("TRAIN.ENCODER_LR", 0.0002, "Initial Adam lr of DAMSM pretraining (bird/coco DAMSM YAMLs set 0.002).",
+        check=positive),
+    Key("TRAIN.FINETUNE_ENCODER_LR", 0.00004, "Adam lr of the encoders in main_finetune.py (released 4e-5).",
+        check=positive),
+    Key("TRAIN.RNN_GRAD_CLIP", 0.25, "DAMSM pretraining: grad-norm clip of the text encoder.", check=positive),
+    Key("TRAIN.FLAG", True, "Training (True) vs evaluation run; False forces the seed to 100 and builds the "
+        "DAMSM image encoder at width 256, as the original."),
     Key("TRAIN.NET_E", "", "DAMSM pretraining: text-encoder checkpoint to resume from."),
     Key("TRAIN.NET_G", "", "Generator checkpoint (`netG_<epoch>.pth`) to sample from or resume from."),
-    Key("TRAIN.B_NET_D", True, "Inert; kept for old YAMLs."),
-    Key("TRAIN.NF", 32, "Channel width ngf = ndf (released models: 64)."),
-    Key("TRAIN.SMOOTH.GAMMA1", 5.0, "DAMSM attention sharpness over regions (4.0 when pretraining DAMSM)."),
-    Key("TRAIN.SMOOTH.GAMMA2", 5.0, "DAMSM word-to-image aggregation sharpness."),
-    Key("TRAIN.SMOOTH.GAMMA3", 10.0, "DAMSM similarity scale before the softmax."),
-    Key("TRAIN.SMOOTH.LAMBDA", 1.0, "Weight of the DAMSM word+sentence terms inside DAMSM_loss."),
+    Key("TRAIN.B_NET_D", True, "Inert; kept for old YAMLs.", inert=True),
+    Key("TRAIN.NF", 32, "Channel width ngf = ndf (released models: 64).", check=at_least(1)),
+    Key("TRAIN.SMOOTH.GAMMA1", 5.0, "DAMSM attention sharpness over regions (4.0 when pretraining DAMSM).",
+        check=positive),
+    Key("TRAIN.SMOOTH.GAMMA2", 5.0, "DAMSM word-to-image aggregation sharpness.", check=positive),
+    Key("TRAIN.SMOOTH.GAMMA3", 10.0, "DAMSM similarity scale before the softmax.", check=positive),
+    Key("TRAIN.SMOOTH.LAMBDA", 1.0, "Weight of the DAMSM word+sentence terms inside DAMSM_loss.",
+        check=at_least(0)),
     Key("TRAIN.DAMSM_INPUT_SIZE", 299, "Resize of images entering the DAMSM image encoder (299 released); "
-        "lower (>= 75) only for cheap CPU demos, and the same in DAMSM pretraining and GAN training."),
+        "lower (>= 75, Inception's minimum) only for cheap CPU demos, and the same in DAMSM pretraining and GAN "
+        "training.", check=at_least(75)),
     Key("TRAIN.DAMSM_IMAGENET", True, "DAMSM pretraining starts the frozen Inception trunk from ImageNet "
         "weights (the original); False = random trunk, for offline demos only."),
     Key("TRAIN.DAMSM_WEIGHT", -1.0, "Weight of the DAMSM loss in the generator loss; negative = the released "
         "value of the entry point (0.05 main.py, 0.1 main_finetune.py); 0 removes the term."),
-    Key("TRAIN.WARMUP_EPOCHS", 200, "No GAN checkpoint is written before this epoch."),
-    Key("TRAIN.GSAVE_INTERVAL", 10, "Write netG_<epoch>.pth every this many epochs."),
-    Key("TRAIN.DSAVE_INTERVAL", 10, "Write netD_<epoch>.pth every this many epochs."),
+    Key("TRAIN.WARMUP_EPOCHS", 200, "No GAN checkpoint is written before this epoch.", check=at_least(0)),
+    Key("TRAIN.GSAVE_INTERVAL", 10, "Write netG_<epoch>.pth every this many epochs.", check=at_least(1)),
+    Key("TRAIN.DSAVE_INTERVAL", 10, "Write netD_<epoch>.pth every this many epochs.", check=at_least(1)),
     Key("TRAIN.AMP", "none", "New: mixed precision of the GAN forwards (autocast); `none` = fp32, "
         "bit-identical to the released computation; `fp16` adds loss scaling (GradScaler), `bf16` needs "
         "none. Losses and MA-GP norms stay fp32 (docs/SCALING.md).", ("none", "bf16", "fp16")),
@@ -88,27 +123,29 @@ SPEC: tuple[Key, ...] = (
         "(the MA-GP pass stays eager: compiled graphs have no double backward)."),
     Key("TRAIN.KL_WEIGHT", 1.0 / 256, "New: weight of the conditioning-augmentation KL term (batch mean of "
         "the sum over the 256 dimensions) in the generator loss when TEXT.CA; the default equals "
-        "AttnGAN's KL coefficient 1.0 on its per-dimension mean (docs/VARIANTS.md)."),
+        "AttnGAN's KL coefficient 1.0 on its per-dimension mean (docs/VARIANTS.md).", check=at_least(0)),
     Key("TRAIN.EMA_DECAY", 0.0, "New: exponential moving average of the generator weights, updated after "
         "every G step with this decay (e.g. 0.999); saved as `netG_ema_<epoch>.pth` and preferred by the "
-        "sampler. 0 = off (released)."),
+        "sampler. 0 = off (released).", check=in_range(0.0, 1.0, high_open=True)),
 
-    Key("GAN.DF_DIM", 64, "Inert; kept for old YAMLs (D width is TRAIN.NF)."),
-    Key("GAN.GF_DIM", 128, "Inert; kept for old YAMLs (G width is TRAIN.NF)."),
-    Key("GAN.Z_DIM", 100, "Noise size; the released NetG hard-codes 100."),
-    Key("GAN.CONDITION_DIM", 100, "Inert; kept for old YAMLs."),
-    Key("GAN.R_NUM", 2, "Inert; kept for old YAMLs."),
-    Key("GAN.B_ATTENTION", True, "Inert; kept for old YAMLs."),
-    Key("GAN.B_DCGAN", True, "Inert; kept for old YAMLs."),
+    Key("GAN.DF_DIM", 64, "Inert; kept for old YAMLs (D width is TRAIN.NF).", inert=True),
+    Key("GAN.GF_DIM", 128, "Inert; kept for old YAMLs (G width is TRAIN.NF).", inert=True),
+    Key("GAN.Z_DIM", 100, "Inert: the noise size is 100, hard-coded in the released NetG.", inert=True),
+    Key("GAN.CONDITION_DIM", 100, "Inert; kept for old YAMLs.", inert=True),
+    Key("GAN.R_NUM", 2, "Inert; kept for old YAMLs.", inert=True),
+    Key("GAN.B_ATTENTION", True, "Inert; kept for old YAMLs.", inert=True),
+    Key("GAN.B_DCGAN", True, "Inert; kept for old YAMLs.", inert=True),
     Key("GAN.SSACN", True, "New: semantic masks in the generator (released). False = ablation without "
         "SSACN: no mask predictors, every fusion spatially uniform (docs/VARIANTS.md)."),
     Key("GAN.FUSION", "ssacn", "New: generator fusion block; `ssacn` = SSCBN + ReLU (released), `dfgan` = "
         "DF-GAN's two (affine + LeakyReLU) per fusion without BN, and DF-GAN's output head.",
         ("ssacn", "dfgan")),
 
-    Key("TEXT.CAPTIONS_PER_IMAGE", 10, "Captions per image in the dataset (CUB 10, COCO 5)."),
-    Key("TEXT.EMBEDDING_DIM", 256, "DAMSM word/sentence embedding size (bidirectional: 2 x 128)."),
-    Key("TEXT.WORDS_NUM", 18, "Caption length cap; longer captions keep a random ordered subset."),
+    Key("TEXT.CAPTIONS_PER_IMAGE", 10, "Captions per image in the dataset (CUB 10, COCO 5).", check=at_least(1)),
+    Key("TEXT.EMBEDDING_DIM", 256, "DAMSM word/sentence embedding size (bidirectional: 2 x 128).",
+        check=_even_positive),
+    Key("TEXT.WORDS_NUM", 18, "Caption length cap; longer captions keep a random ordered subset.",
+        check=at_least(1)),
     Key("TEXT.DAMSM_NAME", "../DAMSMencoders/coco/text_encoder200.pth",
         "DAMSM text-encoder checkpoint; the image encoder is the same path with "
         "`text_encoder` -> `image_encoder`."),
@@ -116,14 +153,16 @@ SPEC: tuple[Key, ...] = (
         "c = mu + sigma * eps of the sentence (mu when sampling), plus TRAIN.KL_WEIGHT * KL in its loss; "
         "D and DAMSM keep the sentence embedding."),
 
-    Key("TRAIN.EVAL_INTERVAL", 0, "New: compute FID every this many epochs during training "
-        "(`miscc.metrics.FIDEvaluator`, logged to TensorBoard); 0 = off."),
+    Key("TRAIN.EVAL_INTERVAL", 0, "Reserved for in-training evaluation, which is not implemented yet: "
+        "only 0 is accepted (evaluate snapshots with IS.py).", (0,)),
     Key("EVAL.INCEPTION_WEIGHTS", "", "New: torch-fidelity's `weights-inception-2015-12-05-6726825d.pth` "
         "for IS/FID; empty = the torch hub cache (see docs/EVALUATION.md)."),
-    Key("EVAL.FID_REF", "", "New: reference statistics `.npz` (mu, sigma) for in-training FID "
-        "(make one with `IS.py --fid_ref ... --save_stats`)."),
-    Key("EVAL.FID_NUM_IMAGES", 3000, "New: images generated for each in-training FID (~ one per CUB "
-        "test image; the final protocol uses ~30k with IS.py)."),
+    Key("EVAL.FID_REF", "", "Reserved for in-training evaluation (not implemented yet): only '' is "
+        "accepted; IS.py takes `--fid_ref`.", ("",)),
+    Key("EVAL.FID_NUM_IMAGES", 3000, "Reserved for in-training evaluation (not implemented yet): only the "
+        "default is accepted.", (3000,)),
+    Key("PROGRESS", "auto", "New: progress reporting of long loops; `auto` = a bar on a terminal and one "
+        "line every 30 s in a log file, `bar`, `log`, or `off`.", ("auto", "bar", "log", "off")),
 )
 
 _SPEC_BY_NAME = {k.name: k for k in SPEC}
@@ -171,7 +210,13 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             f"{value!r}{hint}. Default: {key.default!r}.")
     if key.choices is not None and value not in key.choices:
         raise SSAGANError(
-            f"{source}: config key {name} = {value!r} is not one of {list(key.choices)}.")
+            f"{source}: config key {name} = {value!r} is not one of {list(key.choices)}. {key.doc}")
+    problem = key.check(value) if key.check is not None else None
+    if problem:
+        raise SSAGANError(f"{source}: config key {name} = {value!r} {problem}. {key.doc}")
+    if key.inert and value != key.default:
+        warnings.warn(f"{source}: config key {name} = {value!r} has no effect (inert: the released code never "
+                      f"reads it; kept so the original YAML files load).", stacklevel=3)
     return value
 
 
@@ -212,19 +257,23 @@ def cfg_from_file(path: str | os.PathLike) -> EasyDict:
     return cfg
 
 
-def cfg_from_list(opts: Sequence[str]) -> EasyDict:
+def cfg_from_list(opts: Sequence[str], source: str = "--opts") -> EasyDict:
     """Apply ``KEY VALUE`` pairs from the command line, e.g. ``["TRAIN.BATCH_SIZE", "8"]``.
 
     Values are parsed as YAML scalars (``8`` -> int, ``True`` -> bool, ``1e-4`` is accepted as float
     here because a float key makes the intent unambiguous).
     """
     if len(opts) % 2:
-        raise SSAGANError(f"--opts takes KEY VALUE pairs, got an odd number of items: {list(opts)}")
+        raise SSAGANError(f"{source} takes KEY VALUE pairs, got an odd number of items: {list(opts)}")
+    flags = [x for x in opts if str(x).startswith("--")]
+    if flags:
+        raise SSAGANError(f"--opts: {flags[0]} is a flag, but everything after --opts is read as KEY VALUE "
+                          f"pairs. Put flags such as {flags[0]} before --opts.")
     for name, raw in zip(opts[0::2], opts[1::2]):
         if name not in _SPEC_BY_NAME:
             close = [k.name for k in SPEC if k.name.split(".")[-1] == name.split(".")[-1]]
             hint = f" Did you mean {close[0]}?" if close else " See docs/CONFIG.md for all keys."
-            raise SSAGANError(f"--opts: {name} is not a valid config key.{hint}")
+            raise SSAGANError(f"{source}: {name} is not a valid config key.{hint}")
         value = yaml.safe_load(raw) if raw != "" else ""
         if isinstance(_SPEC_BY_NAME[name].default, float) and isinstance(value, str):
             try:
@@ -239,7 +288,7 @@ def cfg_from_list(opts: Sequence[str]) -> EasyDict:
         *parents, leaf = name.split(".")
         for p in parents:
             node = node[p]
-        node[leaf] = _coerce(name, value, "--opts")
+        node[leaf] = _coerce(name, value, source)
     return cfg
 
 
@@ -250,18 +299,42 @@ def cfg_to_dict(c: Optional[EasyDict] = None) -> dict:
     return plain(cfg if c is None else c)
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """``{"TRAIN": {"NF": 8}}`` -> ``{"TRAIN.NF": 8}``."""
+    out = {}
+    for k, v in tree.items():
+        name = f"{prefix}{k}"
+        out.update(flatten(v, name + ".") if isinstance(v, dict) else {name: v})
+    return out
+
+
+# Checks that involve one entry point (the same key is valid for another).
+GAN_IMAGE_SIZES = (64, 128, 256)
+
+
+def validate_for(entry: str) -> None:
+    """Entry-specific rules, run once all sources are merged (``entry``: gan, damsm, sample, eval)."""
+    if entry in ("gan", "sample") and cfg.TREE.BASE_SIZE not in GAN_IMAGE_SIZES:
+        raise SSAGANError(f"config key TREE.BASE_SIZE = {cfg.TREE.BASE_SIZE}: the generator is built for "
+                          f"{', '.join(map(str, GAN_IMAGE_SIZES))} pixels (299 is for DAMSM pretraining only).")
+
+
 def save_cfg(path: str | os.PathLike) -> None:
-    """Write the resolved config as YAML (loadable again with ``cfg_from_file``)."""
-    with open(path, "w") as f:
-        yaml.safe_dump(cfg_to_dict(), f, sort_keys=False)
+    """Write the resolved config as YAML (loadable again with ``cfg_from_file``), atomically."""
+    from miscc.run_layout import atomic_write_text
+    atomic_write_text(path, yaml.safe_dump(cfg_to_dict(), sort_keys=False))
 
 
 DOC_HEADER = """# Configuration keys
 
 Generated from `miscc/config.py` by `python -m miscc.config > docs/CONFIG.md` (a test keeps the two in
-sync). Precedence: defaults < YAML (`--cfg FILE`) < command line (`--opts KEY VALUE ...`). Unknown keys
-and wrong types are errors; an int is accepted for a float key. Keys marked *inert* are never read by
-the released code and are kept so that the original YAML files load.
+sync). Precedence: defaults < YAML (`--cfg FILE`) < command-line flags (`--gpu`, `--data_dir`,
+`--manualSeed`, `--resume`, `--progress`) < `--opts KEY VALUE ...`. Every value is checked when it is read
+(type, allowed values, valid range); a bad one stops the run before any data, model or file is touched,
+with a message naming the file or flag, the key and the valid values. An int is accepted for a float
+key. Keys marked *inert* are never read by the released code and are kept so that the original YAML
+files load; setting one to a non-default value prints a warning. Which keys may change when a run is
+resumed: docs/RELIABILITY.md.
 
 """
 
@@ -271,7 +344,9 @@ def config_doc_markdown(keys: Iterable[Key] = SPEC) -> str:
     lines = [DOC_HEADER + "| key | default | meaning |", "|---|---|---|"]
     for k in keys:
         choices = f" One of: {', '.join(map(str, k.choices))}." if k.choices else ""
-        lines.append(f"| `{k.name}` | `{k.default!r}` | {k.doc}{choices} |")
+        valid = f" Valid: {k.check.rule}." if k.check is not None else ""
+        inert = " *(inert; a non-default value warns)*" if k.inert else ""
+        lines.append(f"| `{k.name}` | `{k.default!r}` | {k.doc}{choices}{valid}{inert} |")
     return "\n".join(lines) + "\n"
 
 

@@ -171,6 +171,8 @@ def mean_over_ranks(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if world_size() == 1 or not values:
         return values
     keys = list(values)  # same insertion order on every rank: the same code built the dict
-    stacked = torch.stack([torch.as_tensor(values[k]).float() for k in keys])
+    tensors = [torch.as_tensor(values[k]) for k in keys]
+    dtype = torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+    stacked = torch.stack([t.to(dtype) for t in tensors])
     dist.all_reduce(stacked)
     return dict(zip(keys, stacked / world_size()))

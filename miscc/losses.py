@@ -1,19 +1,19 @@
 """Losses: DAMSM word/sentence matching (AttnGAN), the hinge GAN terms and MA-GP.
 
-Pure functions, no optimiser steps. The DAMSM functions keep the original signatures and read the
-smoothing constants from ``cfg.TRAIN.SMOOTH`` at call time (as the original did) unless given.
+Pure functions of tensors and numbers, no optimiser steps and no configuration: the DAMSM smoothing
+constants are arguments (``DAMSMSmoothing``; defaults are the released GAN-time values, the entry points
+pass ``TRAIN.SMOOTH``).
 ``words_loss`` is vectorised over the batch; ``tests/test_losses.py`` pins it to a per-sample loop
 written the way the original computes it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from miscc.config import cfg
 
 ClassIds = Optional[Union[np.ndarray, torch.Tensor, Sequence[int]]]
 
@@ -54,14 +54,19 @@ def _same_class_mask(class_ids: ClassIds, device: torch.device) -> Optional[torc
     return mask & ~torch.eye(len(ids), dtype=torch.bool, device=device)
 
 
-def _smooth(name: str, value: Optional[float]) -> float:
-    return float(cfg.TRAIN.SMOOTH[name]) if value is None else float(value)
+@dataclass(frozen=True)
+class DAMSMSmoothing:
+    """TRAIN.SMOOTH: attention sharpness over regions (gamma1; 4 when pretraining DAMSM, 5 at GAN time),
+    word aggregation (gamma2), similarity scale (gamma3) and the weight of the DAMSM terms (lambda_)."""
+    gamma1: float = 5.0
+    gamma2: float = 5.0
+    gamma3: float = 10.0
+    lambda_: float = 1.0
 
 
 def words_loss(img_features: torch.Tensor, words_emb: torch.Tensor, labels: Optional[torch.Tensor],
                cap_lens: torch.Tensor, class_ids: ClassIds, batch_size: int,
-               gamma1: Optional[float] = None, gamma2: Optional[float] = None,
-               gamma3: Optional[float] = None):
+               gamma1: float = 5.0, gamma2: float = 5.0, gamma3: float = 10.0):
     """Word-level DAMSM loss between B images (B x D x H x W) and B captions (B x D x T).
 
     S[j, i] = ln sum_t exp(gamma2 * cos(word_it, c_ijt)) where c_ijt is image j's regions attended by
@@ -69,7 +74,7 @@ def words_loss(img_features: torch.Tensor, words_emb: torch.Tensor, labels: Opti
     (CE over images, CE over captions, att_maps) with att_maps[i] of shape 1 x L_i x H x W; the losses
     are None when ``labels`` is None.
     """
-    g1, g2, g3 = _smooth("GAMMA1", gamma1), _smooth("GAMMA2", gamma2), _smooth("GAMMA3", gamma3)
+    g1, g2, g3 = float(gamma1), float(gamma2), float(gamma3)
     b, d, ih, iw = img_features.shape
     t, n = words_emb.size(2), ih * iw
     lens = torch.as_tensor(cap_lens, device=words_emb.device).long()
@@ -103,9 +108,9 @@ def words_loss(img_features: torch.Tensor, words_emb: torch.Tensor, labels: Opti
 
 def sent_loss(cnn_code: torch.Tensor, rnn_code: torch.Tensor, labels: Optional[torch.Tensor],
               class_ids: ClassIds, batch_size: int, eps: float = 1e-8,
-              gamma3: Optional[float] = None):
+              gamma3: float = 10.0):
     """Sentence-level DAMSM loss: CE over gamma3 * cosine(image code i, sentence code j)."""
-    g3 = _smooth("GAMMA3", gamma3)
+    g3 = float(gamma3)
     scores = cnn_code @ rnn_code.t()
     norms = cnn_code.norm(2, dim=1, keepdim=True) @ rnn_code.norm(2, dim=1, keepdim=True).t()
     scores = scores / norms.clamp(min=eps) * g3
@@ -120,16 +125,18 @@ def sent_loss(cnn_code: torch.Tensor, rnn_code: torch.Tensor, labels: Optional[t
 def DAMSM_loss(image_encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
                imgs: torch.Tensor, real_labels: torch.Tensor, words_embs: torch.Tensor,
                sent_emb: torch.Tensor, match_labels: torch.Tensor,
-               cap_lens: torch.Tensor, class_ids: ClassIds, lambda_: Optional[float] = None) -> torch.Tensor:
+               cap_lens: torch.Tensor, class_ids: ClassIds,
+               smoothing: DAMSMSmoothing = DAMSMSmoothing()) -> torch.Tensor:
     """LAMBDA * (word terms) + LAMBDA * (sentence terms) of images encoded by ``image_encoder``.
 
     ``image_encoder``: the CNN_ENCODER, or any callable returning (region features, global code).
     """
-    lam = _smooth("LAMBDA", lambda_)
+    lam = float(smoothing.lambda_)
     batch_size = real_labels.size(0)
     region_features, cnn_code = image_encoder(imgs)
-    w0, w1, _ = words_loss(region_features, words_embs, match_labels, cap_lens, class_ids, batch_size)
-    s0, s1 = sent_loss(cnn_code, sent_emb, match_labels, class_ids, batch_size)
+    w0, w1, _ = words_loss(region_features, words_embs, match_labels, cap_lens, class_ids, batch_size,
+                           smoothing.gamma1, smoothing.gamma2, smoothing.gamma3)
+    s0, s1 = sent_loss(cnn_code, sent_emb, match_labels, class_ids, batch_size, gamma3=smoothing.gamma3)
     return (w0 + w1) * lam + (s0 + s1) * lam
 
 

@@ -30,16 +30,15 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from DAMSM import RNN_ENCODER
-from datasets import TextDataset, caption_array, caption_too_long, check_vocab, encode_sentence
+from DAMSM import RNN_ENCODER, encode_text
+from datasets import TextDataset, caption_array, caption_too_long, encode_sentence
 from miscc import distributed
-from miscc.checkpoint import load_checkpoint, load_file, load_into
-from miscc.cli import run_dir
+from miscc.checkpoint import load_checkpoint
 from miscc.config import cfg
 from miscc.errors import SSAGANError
+from miscc.factory import NOISE_DIM, build_dataset, build_generator, build_text_encoder, get_device, run_layout
 from miscc.metrics import SAMPLES_FILE, images_to_uint8
-from miscc.utils import (NOISE_DIM, build_generator, build_text_encoder, encode_text, epoch_from_name,
-                         get_device)
+from miscc.run_layout import atomic_write_json, companion, epoch_from_name, newest_snapshot
 from model import NetG
 
 MODES = ("main", "finetune")
@@ -71,15 +70,13 @@ def generator_path() -> Path:
         if not path.is_file():
             raise SSAGANError(f"TRAIN.NET_G = {path} does not exist; point it at a netG_<epoch>.pth file.")
         return path
-    models = run_dir() / "models"
-    prefix = "netG_ema_" if cfg.TRAIN.EMA_DECAY > 0 else "netG_"
-    # Only <prefix><digits>.pth: skips e.g. netG_best.pth, and netG_ema_* when sampling raw weights.
-    found = [(int(p.stem[len(prefix):]), p) for p in models.glob(f"{prefix}*.pth")
-             if p.stem[len(prefix):].isdigit()]
-    if not found:
-        raise SSAGANError(f"TRAIN.NET_G is empty and {models} holds no {prefix}<epoch>.pth: set TRAIN.NET_G "
+    models = run_layout().models
+    kind = "netG_ema" if cfg.TRAIN.EMA_DECAY > 0 else "netG"
+    found = newest_snapshot(models, kind)
+    if found is None:
+        raise SSAGANError(f"TRAIN.NET_G is empty and {models} holds no {kind}_<epoch>.pth: set TRAIN.NET_G "
                           "to the generator to sample, e.g. --opts TRAIN.NET_G models/bird/netG_550.pth.")
-    return max(found)[1]
+    return found
 
 
 def text_encoder_path(mode: str, netg_path: Path) -> Path:
@@ -94,8 +91,7 @@ def text_encoder_path(mode: str, netg_path: Path) -> Path:
                               "(e.g. DAMSMencoders/bird/text_encoder200.pth).")
         return Path(cfg.TEXT.DAMSM_NAME)
     epoch_from_name(str(netg_path))  # rejects names without an epoch, with the naming rule
-    name = netg_path.name
-    path = netg_path.with_name("text_encoder" + name[name.rindex("_"):])
+    path = companion(netg_path, "text_encoder")
     if not path.is_file():
         raise SSAGANError(f"finetune sampling needs the text encoder fine-tuned with {netg_path}: {path} "
                           "does not exist. Put it next to the generator, or sample a generator trained by "
@@ -106,13 +102,8 @@ def text_encoder_path(mode: str, netg_path: Path) -> Path:
 def load_models(netg_path: Path, encoder_path: Path, dataset: TextDataset, device: torch.device
                 ) -> tuple[NetG, RNN_ENCODER]:
     """(netG, text_encoder), both in eval mode on ``device``; a vocabulary mismatch is a clear error."""
-    state = load_file(encoder_path, what="text encoder")
-    if not isinstance(state, Mapping):
-        raise SSAGANError(f"{encoder_path} holds a {type(state).__name__}, not a text encoder state dict.")
-    rows = state.get("encoder.weight", state.get("module.encoder.weight"))
-    if rows is not None:
-        check_vocab(dataset.n_words, rows.shape[0], dataset.captions_path, encoder_path)
-    text_encoder = load_into(build_text_encoder(dataset.n_words, path=""), state, source=str(encoder_path))
+    text_encoder = build_text_encoder(dataset.n_words, path=str(encoder_path), captions_path=dataset.captions_path,
+                                      vocab=dataset.vocab_fingerprint)
     netG = load_checkpoint(build_generator(), netg_path)
     return netG.to(device).eval(), text_encoder.to(device).eval()
 
@@ -381,12 +372,6 @@ def caption_grid(rows: Sequence[tuple[str, Sequence[Path], Sequence[Path]]], siz
 
 # --- entry point ----------------------------------------------------------------------------------
 
-def _write_json_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int = 1,
            caption_mode: str = "every", per_caption: int = 4, out_dir: Optional[str] = None,
            batch_size: Optional[int] = None) -> Path:
@@ -400,7 +385,7 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
     Test captions: ``caption_mode`` ``every`` = each caption once per pass (CUB: 29,330 images),
     ``random`` = one random caption per image (the original protocol); ``repeat`` passes with fresh
     noise. User captions: ``per_caption`` images per non-blank line, plus ``grid.png``. The default
-    folder is ``run_dir()/samples/<netG stem>_<mode>`` (``..._<captions file stem>`` for user captions).
+    folder is ``<run folder>/samples/<netG stem>_<mode>`` (``..._<captions file stem>`` for user captions).
     """
     if mode not in MODES:
         raise SSAGANError(f"sampling mode must be one of {list(MODES)}, got {mode!r}.")
@@ -411,7 +396,7 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
         if value < 1:
             raise SSAGANError(f"{name} must be at least 1, got {value}.")
 
-    dataset = TextDataset(cfg.DATA_DIR, "test", cfg.TREE.BASE_SIZE)
+    dataset = build_dataset("test")
     captions = (read_captions_file(captions_file, dataset.wordtoix, dataset.words_num)
                 if captions_file else None)
     netg_path = generator_path()
@@ -434,7 +419,7 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
         summary.update(protocol=caption_mode, repeat=repeat, test_images=len(dataset.filenames),
                        captions_per_image=dataset.embeddings_num)
 
-    out = Path(out_dir) if out_dir else run_dir() / "samples" / default_name
+    out = Path(out_dir) if out_dir else run_layout().samples / default_name
     if distributed.is_main():
         _prepare_out_dir(out)
     distributed.barrier()
@@ -451,5 +436,5 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
             text = " ".join(dataset.ixtoword[t] for t in captions[c][1])
             rows.append((text, [out / "img" / n for n in names], [out / "mask" / n for n in names]))
         caption_grid(rows, netG.imsize).save(out / GRID_FILE)
-    _write_json_atomic({"count": len(jobs), **summary}, out / DONE_FILE)
+    atomic_write_json(out / DONE_FILE, {"count": len(jobs), **summary})
     return out

@@ -1,121 +1,137 @@
-"""The SSA-GAN training loop, shared by ``main.py`` and ``main_finetune.py``.
+"""SSA-GAN training, shared by ``main.py`` and ``main_finetune.py``: the algorithm of one iteration.
 
-Two modes, one step function (REFERENCE §7-8):
+Two modes, one step function (docs/ORIGINAL.md, "Training"):
   * ``main``: DAMSM text and image encoders frozen (eval mode); generator loss weight 0.05 on DAMSM.
   * ``finetune``: both encoders in train mode with their own Adam (lr 4e-5, betas (0, 0.9)), updated
     by a DAMSM step on the *real* images inside every iteration; generator DAMSM weight 0.1.
 
 Per iteration, in the released order: D on real/mismatched pairs, G forward, [encoder step], D on
 fakes, D step #1 (hinge), D step #2 (MA-GP on real matched pairs), G step (hinge + DAMSM on fakes).
+The loop, the run folder, resuming and saving are the shared skeleton's (``miscc/train_loop.py``);
+optional parts (EMA generator, fine-tuned encoders) are components of that skeleton.
 
-Outputs go to ``OUTPUT_DIR/<CONFIG_NAME>/``: ``models/`` (released-format ``netG_%03d.pth`` ...
-and ``latest.pth``, the full training state), ``tb/`` (TensorBoard), ``images/`` (per-epoch grids)
-and ``config.yaml`` (the resolved config).
+Outputs go to ``OUTPUT_DIR/<CONFIG_NAME>/`` (``miscc/run_layout.py``): ``models/`` (released-format
+``netG_%03d.pth`` ... and ``latest.pth``, the full training state), ``tb/``, ``images/``, ``config.yaml``.
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import os
-import time
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
 from torchvision.utils import make_grid, save_image
-from tqdm import tqdm
 
-from datasets import TextDataset, build_transform, prepare_data
+from DAMSM import encode_text
+from datasets import build_transform, prepare_data
 from miscc import distributed
-from miscc.checkpoint import (atomic_save, load_checkpoint, load_file, load_into, rng_state, save_released,
-                              set_rng_state, variant_mismatch)
-from miscc.cli import base_parser, run_dir, run_main
-from miscc.config import cfg, cfg_to_dict, save_cfg
+from miscc.checkpoint import load_checkpoint, save_released, variant_mismatch
+from miscc.cli import base_parser, run_main
+from miscc.config import cfg
 from miscc.errors import SSAGANError
+from miscc.factory import (NOISE_DIM, build_dataset, build_discriminator, build_generator, build_image_encoder,
+                           build_text_encoder, damsm_smoothing, get_device)
 from miscc.losses import DAMSM_loss, d_hinge_fake, d_hinge_real, g_hinge, kl_divergence, ma_gp
-from miscc.utils import (NOISE_DIM, build_discriminator, build_generator, build_image_encoder,
-                         build_text_encoder, encode_text, epoch_from_name, get_device, seed_everything,
-                         update_ema)
-from sync_batchnorm import convert_sync_batchnorm
+from miscc.progress import say
+from miscc.run_layout import LATEST_GAN, companion, epoch_from_name
+from miscc.train_loop import Component, TrainLoop, entry
 
 # Released DAMSM weight in the generator loss, by entry point (TRAIN.DAMSM_WEIGHT < 0 selects it).
 RELEASED_DAMSM_WEIGHT = {"main": 0.05, "finetune": 0.1}
 GAN_BETAS = (0.0, 0.9)
 # The variant of training states written before states recorded one: only the released one existed.
 RELEASED_VARIANT = {"SSACN": True, "FUSION": "ssacn", "CA": False, "EMA": False}
-LATEST = "latest.pth"
+# Optimiser -> the learning-rate key it follows (applied again when a resume changes it).
+LR_KEYS = {"G": "GENERATOR_LR", "D": "DISCRIMINATOR_LR", "E": "FINETUNE_ENCODER_LR"}
 
 
-class GANTrainer:
-    """Builds data, models and optimisers from ``cfg`` and runs ``train()``.
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model for parameters; buffers (BN statistics) are copied,
+    since averaging running statistics of different weights would describe neither."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+class GANTrainer(TrainLoop):
+    """Builds data, models and optimisers from ``cfg``; ``train()`` runs the epochs.
 
     ``mode`` is ``"main"`` or ``"finetune"``; ``device`` defaults to ``get_device()``.
     """
 
-    def __init__(self, mode: str = "main", device: Optional[torch.device] = None):
+    LATEST = LATEST_GAN
+    WHAT = "GAN training"
+    FROZEN_KEYS = ("TRAIN.NF", "TREE.BASE_SIZE", "GAN.SSACN", "GAN.FUSION", "TEXT.CA", "DATASET_NAME",
+                   "TEXT.EMBEDDING_DIM", "TEXT.DAMSM_NAME", "RNN_TYPE", "TRAIN.DAMSM_INPUT_SIZE")
+
+    def __init__(self, mode: str = "main", device: Optional[torch.device] = None, start_over: bool = False):
         if mode not in RELEASED_DAMSM_WEIGHT:
             raise ValueError(f"mode must be one of {list(RELEASED_DAMSM_WEIGHT)}, got {mode!r}")
+        super().__init__(device or get_device(), start_over)
         self.mode = mode
         self.finetune = mode == "finetune"
-        self.device = device or get_device()
-        self.out = run_dir()
-        self.models_dir = self.out / "models"
         weight = cfg.TRAIN.DAMSM_WEIGHT
         self.damsm_weight = RELEASED_DAMSM_WEIGHT[mode] if weight < 0 else weight
+        self.smoothing = damsm_smoothing()
+        self.kl_weight = cfg.TRAIN.KL_WEIGHT
+        self.ema_decay = cfg.TRAIN.EMA_DECAY
 
-        self.dataset = TextDataset(cfg.DATA_DIR, "train", cfg.TREE.BASE_SIZE,
-                                   transform=build_transform(cfg.TREE.BASE_SIZE, train=True))
+        self.dataset = build_dataset("train", transform=build_transform(cfg.TREE.BASE_SIZE, train=True))
         world = distributed.world_size()
         if len(self.dataset) < cfg.TRAIN.BATCH_SIZE * world:
             raise SSAGANError(f"the train split of {cfg.DATA_DIR} has {len(self.dataset)} images, fewer "
                               f"than TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} x {world} process(es); the last "
                               "partial batch is dropped (as in the original), so no step would run. Lower "
                               "the batch size.")
-        workers = cfg.WORKERS
-        # Several processes: each reads its own 1/world of a shared per-epoch permutation (set_epoch);
-        # TRAIN.BATCH_SIZE is per process. One process keeps the plain shuffled loader (same draws).
-        self.sampler = DistributedSampler(self.dataset, shuffle=True, seed=cfg.SEED, drop_last=True) \
-            if world > 1 else None
-        self.loader = DataLoader(self.dataset, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=self.sampler is None,
-                                 sampler=self.sampler, drop_last=True, num_workers=workers,
-                                 persistent_workers=workers > 0, pin_memory=self.device.type == "cuda")
+        self.loader = self.make_loader(self.dataset, persistent_workers=True)
 
-        self.text_encoder = build_text_encoder(self.dataset.n_words,
-                                               captions_path=self.dataset.captions_path).to(self.device)
+        self.text_encoder = build_text_encoder(self.dataset.n_words, captions_path=self.dataset.captions_path,
+                                               vocab=self.dataset.vocab_fingerprint).to(self.device)
         self.image_encoder = build_image_encoder().to(self.device)
         self.netG = build_generator().to(self.device)
-        self.ema_decay = cfg.TRAIN.EMA_DECAY
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise SSAGANError(f"TRAIN.EMA_DECAY must be in [0, 1) (0 = off, e.g. 0.999), "
-                              f"got {self.ema_decay}.")
         # Averaged weights for sampling: a frozen copy in eval mode that no optimiser sees.
         self.netG_ema = copy.deepcopy(self.netG).eval().requires_grad_(False) if self.ema_decay > 0 else None
         self.variant = {**self.netG.variant(), "EMA": self.netG_ema is not None}
         self.netD = build_discriminator().to(self.device)
-        self.optG = torch.optim.Adam(self.netG.parameters(), lr=cfg.TRAIN.GENERATOR_LR, betas=GAN_BETAS)
-        self.optD = torch.optim.Adam(self.netD.parameters(), lr=cfg.TRAIN.DISCRIMINATOR_LR, betas=GAN_BETAS)
+        self.optimizers["G"] = torch.optim.Adam(self.netG.parameters(), lr=cfg.TRAIN.GENERATOR_LR, betas=GAN_BETAS)
+        self.optimizers["D"] = torch.optim.Adam(self.netD.parameters(), lr=cfg.TRAIN.DISCRIMINATOR_LR,
+                                                betas=GAN_BETAS)
+        tr = cfg.TRAIN
+        g_rule = lambda epoch: epoch >= tr.WARMUP_EPOCHS and epoch % tr.GSAVE_INTERVAL == 0  # noqa: E731
+        d_rule = lambda epoch: epoch >= tr.WARMUP_EPOCHS and epoch % tr.DSAVE_INTERVAL == 0  # noqa: E731
+        self.components = [Component("netG", self.netG, "netG", "module.", g_rule, "ddp"),
+                           Component("netD", self.netD, "netD", "module.", d_rule, "broadcast")]
+        if self.netG_ema is not None:
+            self.components.append(Component("netG_ema", self.netG_ema, "netG_ema", "module.", g_rule, "follow"))
         if self.finetune:
             # Fine-tuning keeps the encoders in train mode for the whole run (text dropout active,
             # Inception BN on batch statistics); only the image encoder's projections are trainable.
+            # The encoders travel with the generator they condition: saved at G's epochs.
             self.text_encoder.train()
             self.image_encoder.train()
-            params = list(self.text_encoder.parameters()) + \
+            self.e_params = list(self.text_encoder.parameters()) + \
                 [p for p in self.image_encoder.parameters() if p.requires_grad]
-            self.optE = torch.optim.Adam(params, lr=cfg.TRAIN.FINETUNE_ENCODER_LR, betas=GAN_BETAS)
-            self.e_params = params
+            self.optimizers["E"] = torch.optim.Adam(self.e_params, lr=cfg.TRAIN.FINETUNE_ENCODER_LR, betas=GAN_BETAS)
+            self.components += [Component("text_encoder", self.text_encoder, "text_encoder", "", g_rule, "broadcast"),
+                                Component("image_encoder", self.image_encoder, "image_encoder", "", g_rule,
+                                          "syncbn+broadcast")]
         else:
             for enc in (self.text_encoder, self.image_encoder):
                 enc.requires_grad_(False)
                 enc.eval()
-            self.optE = None
+        self.optG, self.optD, self.optE = (self.optimizers.get(k) for k in "GDE")
         self.d_params = list(self.netD.parameters())
+        self.setup_processes()
         self._setup_parallel_and_precision()
-        self.start_epoch = 1
-        self.step_count = 0
+
+    def describe(self) -> str:
+        return (f"mode {self.mode}, {len(self.dataset)} train images of {self.dataset.data_dir}, vocabulary "
+                f"{self.dataset.n_words} words ({self.dataset.vocab_fingerprint[:12]})")
 
     def _setup_parallel_and_precision(self) -> None:
-        """Multi-process wrapping, mixed precision, memory format and compilation (docs/SCALING.md).
+        """DDP wrapping of G, mixed precision, memory format and compilation (docs/SCALING.md).
 
         ``self.netG`` / ``self.netD`` stay the bare modules (checkpoints, logging, sampling use them);
         the step runs G through ``self.g_train`` and the D trunk through ``self.d_trunk``.
@@ -129,14 +145,6 @@ class GANTrainer:
         self.g_train = self.netG
         self.d_trunk = self.netD
         if distributed.world_size() > 1:
-            # Global batch statistics, as the original's BN under DataParallel; the fine-tuned image
-            # encoder runs its Inception BNs in train mode, so they are synchronized too.
-            convert_sync_batchnorm(self.netG)
-            if self.finetune:
-                convert_sync_batchnorm(self.image_encoder)
-                distributed.broadcast_module(self.text_encoder)
-                distributed.broadcast_module(self.image_encoder)
-            distributed.broadcast_module(self.netD)
             # One G forward and one plain backward per iteration: what DDP supports.
             self.g_train = distributed.DistributedDataParallel(
                 self.netG, device_ids=[self.device.index] if cuda else None)
@@ -151,88 +159,63 @@ class GANTrainer:
                         for name in ("D", "G", "E")}
 
     # --- checkpoints ---------------------------------------------------------------------------
-    def state_dict(self, epoch: int) -> dict:
-        state = {
-            "mode": self.mode, "epoch": epoch, "step": self.step_count, "config": cfg_to_dict(),
-            "netG": self.netG.state_dict(), "netD": self.netD.state_dict(),
-            "optG": self.optG.state_dict(), "optD": self.optD.state_dict(), "rng": rng_state(),
-            "variant": self.variant,
-        }
-        if self.netG_ema is not None:
-            state["netG_ema"] = self.netG_ema.state_dict()
-        if self.finetune:
-            state.update(text_encoder=self.text_encoder.state_dict(),
-                         image_encoder=self.image_encoder.state_dict(), optE=self.optE.state_dict())
+    def state_extra(self) -> dict:
+        extra = {"mode": self.mode, "variant": self.variant, "vocab": self.dataset.vocab_fingerprint}
         if cfg.TRAIN.AMP == "fp16":  # so that a resume does not restart the loss scales at 2^16
-            state["scalers"] = {name: s.state_dict() for name, s in self.scalers.items()}
-        return state
+            extra["scalers"] = {name: s.state_dict() for name, s in self.scalers.items()}
+        return extra
 
-    def load_training_state(self, path: Path) -> None:
-        state = load_file(path, what="training state")
+    def load_state_extra(self, state: dict, path: str) -> None:
         if state.get("mode") != self.mode:
             raise SSAGANError(f"{path} was written by a '{state.get('mode')}' run, this is a '{self.mode}' "
                               f"run; use the matching entry point or another CONFIG_NAME.")
         saved = state.get("variant", RELEASED_VARIANT)
         if saved != self.variant:
-            raise variant_mismatch(str(path), saved, self.variant)
-        load_into(self.netG, state["netG"], f"{path}[netG]")
-        if self.netG_ema is not None:
-            load_into(self.netG_ema, state["netG_ema"], f"{path}[netG_ema]")
-        load_into(self.netD, state["netD"], f"{path}[netD]")
-        self.optG.load_state_dict(state["optG"])
-        self.optD.load_state_dict(state["optD"])
-        if self.finetune:
-            load_into(self.text_encoder, state["text_encoder"], f"{path}[text_encoder]")
-            load_into(self.image_encoder, state["image_encoder"], f"{path}[image_encoder]")
-            self.optE.load_state_dict(state["optE"])
+            raise variant_mismatch(path, saved, self.variant)
+        self.dataset.check_fingerprint(state.get("vocab"), path)
         for name, scaler_state in state.get("scalers", {}).items():
             if self.scalers[name].is_enabled():
                 self.scalers[name].load_state_dict(scaler_state)
-        set_rng_state(state["rng"])
-        self.start_epoch = state["epoch"] + 1
-        self.step_count = state["step"]
 
-    def load_released(self, net_g: str) -> None:
-        """Start from released files: netG (+ netD, + fine-tuned encoders when present); fresh optimisers."""
+    def apply_changes(self, changes: dict[str, list]) -> None:
+        for name, opt in self.optimizers.items():
+            if f"TRAIN.{LR_KEYS[name]}" in changes:
+                for group in opt.param_groups:
+                    group["lr"] = cfg.TRAIN[LR_KEYS[name]]
+
+    def save_released(self, component: Component, epoch: int) -> None:
+        vocab = self.dataset.vocab_fingerprint if component.released == "text_encoder" else None
+        save_released(component.module, self.layout.gan_snapshot(component.released, epoch), component.prefix,
+                      vocab=vocab)
+
+    def released_start(self) -> str:
+        return cfg.TRAIN.NET_G
+
+    def start_from_released(self, net_g: str) -> None:
+        """Start from released files: netG (+ netD, EMA, encoders beside it); fresh optimisers."""
+        epoch = epoch_from_name(net_g)
         load_checkpoint(self.netG, net_g)
-        companions = [("netD", self.netD, True)]
-        if self.netG_ema is not None:  # the average restarts from netG unless its own file is beside it
-            self.netG_ema.load_state_dict(self.netG.state_dict())
-            companions.append(("netG_ema", self.netG_ema, False))
-        if self.finetune:
-            companions += [("text_encoder", self.text_encoder, False), ("image_encoder", self.image_encoder, False)]
-        for name, module, warn in companions:
-            path = net_g.replace("netG", name)
-            if os.path.isfile(path):
-                load_checkpoint(module, path)
-            elif warn:
-                print(f"note: {path} not found; {name} starts from scratch.")
-        self.start_epoch = epoch_from_name(net_g) + 1
-
-    def restore(self) -> None:
-        latest = self.models_dir / LATEST
-        if cfg.RESTORE and latest.is_file():
-            self.load_training_state(latest)
-        elif cfg.TRAIN.NET_G:
-            self.load_released(cfg.TRAIN.NET_G)
-        elif cfg.RESTORE:
-            raise SSAGANError(f"RESTORE is True but there is no {latest} and TRAIN.NET_G is empty: "
-                              "nothing to resume from. Train without --resume, or set TRAIN.NET_G.")
-
-    def save(self, epoch: int) -> None:
-        if not distributed.is_main():
-            return
-        tr = cfg.TRAIN
-        if epoch >= tr.WARMUP_EPOCHS and epoch % tr.GSAVE_INTERVAL == 0:
-            save_released(self.netG, self.models_dir / f"netG_{epoch:03d}.pth", prefix="module.")
-            if self.netG_ema is not None:
-                save_released(self.netG_ema, self.models_dir / f"netG_ema_{epoch:03d}.pth", prefix="module.")
-            if self.finetune:  # encoders travel with the generator they condition
-                save_released(self.text_encoder, self.models_dir / f"text_encoder_{epoch:03d}.pth")
-                save_released(self.image_encoder, self.models_dir / f"image_encoder_{epoch:03d}.pth")
-        if epoch >= tr.WARMUP_EPOCHS and epoch % tr.DSAVE_INTERVAL == 0:
-            save_released(self.netD, self.models_dir / f"netD_{epoch:03d}.pth", prefix="module.")
-        atomic_save(self.state_dict(epoch), self.models_dir / LATEST)
+        loaded = ["netG"]
+        for c in self.components:
+            if c.name == "netG":
+                continue
+            path = companion(net_g, c.released)
+            if c.name == "netG_ema" and not path.is_file():
+                c.module.load_state_dict(self.netG.state_dict())  # the average restarts from netG
+            elif c.name == "image_encoder" and (path.is_file() != companion(net_g, "text_encoder").is_file()):
+                raise SSAGANError(f"{companion(net_g, 'text_encoder')} and {path} come as a pair: one is missing. "
+                                  "Put both fine-tuned encoders beside the generator, or neither (then the "
+                                  "encoders start from TEXT.DAMSM_NAME).")
+            elif path.is_file():
+                load_checkpoint(c.module, path)
+                loaded.append(c.name)
+            elif c.name == "netD":
+                say(f"note: {path} not found; netD starts from scratch.")
+        if self.finetune and "text_encoder" not in loaded:
+            say(f"note: no fine-tuned encoders beside {net_g} (a generator trained by main.py): the encoders "
+                f"start from TEXT.DAMSM_NAME = {cfg.TEXT.DAMSM_NAME}, as the released main_finetune.py did.")
+        self.start_epoch = epoch + 1
+        self.start_note = f"starts from {net_g} ({', '.join(loaded)}) at epoch {self.start_epoch}"
 
     # --- one iteration -------------------------------------------------------------------------
     # Forwards run under autocast when TRAIN.AMP is set and hand back fp32 tensors, so that every loss
@@ -287,7 +270,7 @@ class GANTrainer:
 
         def encode(x: torch.Tensor):
             return tuple(distributed.all_gather_batch(t) for t in self.encode_images(x))
-        loss = DAMSM_loss(encode, imgs, labels, words, sent, labels, cap_lens, class_ids)
+        loss = DAMSM_loss(encode, imgs, labels, words, sent, labels, cap_lens, class_ids, self.smoothing)
         return loss * distributed.world_size()
 
     def update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, scaler: str,
@@ -346,7 +329,7 @@ class GANTrainer:
         if self.netG.ca_net is not None:
             # The bare module recomputes the (mu, logvar) of the G forward: same values, same gradients.
             kl = kl_divergence(*self.netG.ca_net.encode(sent_de))
-            err_g_total = err_g_total + cfg.TRAIN.KL_WEIGHT * kl
+            err_g_total = err_g_total + self.kl_weight * kl
             g_terms["errG/KL"] = kl.detach()
         self.update(self.optG, err_g_total, "G")
         if self.netG_ema is not None:
@@ -376,48 +359,35 @@ class GANTrainer:
                               grids[f"masks/{size[-1]}x{size[-1]}"]], dim=2)
         save_image(overview, self.out / "images" / f"epoch_{epoch:03d}.png")
 
-    # --- the loop ------------------------------------------------------------------------------
-    def train(self) -> Path:
-        """Run epochs ``start_epoch .. TRAIN.MAX_EPOCH`` (1-based); return the run folder."""
-        self.restore()
-        if distributed.world_size() > 1:
-            # The shared seed built identical models on every rank; from here each rank draws its own
-            # noise and captions (also after a resume, whose saved RNG state is rank 0's).
-            seed_everything(cfg.SEED + distributed.rank() + distributed.world_size() * self.start_epoch)
-        main = distributed.is_main()
-        writer = None
-        if main:
-            from torch.utils.tensorboard import SummaryWriter
-            for sub in ("models", "images", "tb"):
-                (self.out / sub).mkdir(parents=True, exist_ok=True)
-            save_cfg(self.out / "config.yaml")
-            writer = SummaryWriter(str(self.out / "tb"))
+    # --- logging -------------------------------------------------------------------------------
+    def log_images(self, writer, epoch: int) -> None:
+        real, fake, masks = self._last
+        n = min(16, real.size(0))
+        grids = {"images/real": make_grid(real[:n], nrow=4, normalize=True, value_range=(-1, 1)),
+                 "images/fake": make_grid(fake[:n], nrow=4, normalize=True, value_range=(-1, 1))}
+        size = fake.shape[-2:]
+        for mask in masks:
+            up = torch.nn.functional.interpolate(mask[:n], size=size, mode="nearest")
+            grids[f"masks/{mask.shape[-1]}x{mask.shape[-1]}"] = make_grid(up, nrow=4, value_range=(0, 1))
+        for tag, grid in grids.items():
+            writer.add_image(tag, grid, epoch)
+        overview = torch.cat([grids["images/real"], grids["images/fake"],
+                              grids[f"masks/{size[-1]}x{size[-1]}"]], dim=2)
+        save_image(overview, self.layout.images / f"epoch_{epoch:03d}.png")
+
+    def begin_epoch(self, epoch: int) -> None:
         self.netG.train()
         self.netD.train()
-        epochs = range(self.start_epoch, cfg.TRAIN.MAX_EPOCH + 1)
-        for epoch in tqdm(epochs, desc="epochs", disable=not main, dynamic_ncols=True):
-            start = time.time()
-            sums: dict = {}
-            n = 0
-            if self.sampler is not None:
-                self.sampler.set_epoch(epoch)  # a new shared permutation each epoch
-            for data in tqdm(self.loader, desc=f"epoch {epoch}", leave=False, disable=not main,
-                             dynamic_ncols=True):
-                for k, v in self.step(data).items():
-                    sums[k] = sums.get(k, 0.0) + v  # stays on the device: no sync per step
-                n += 1
-            means = {k: float(v) / n for k, v in distributed.mean_over_ranks(sums).items()}
-            if main:
-                for k, v in means.items():
-                    writer.add_scalar(k, v, epoch)
-                self.log_images(writer, epoch)
-                writer.flush()
-                tqdm.write(f"[{epoch}/{cfg.TRAIN.MAX_EPOCH}] " + " ".join(
-                    f"{k.split('/')[-1]} {v:.3f}" for k, v in means.items()) + f" ({time.time() - start:.1f}s)")
-            self.save(epoch)
-        if writer is not None:
-            writer.close()
-        return self.out
+
+    def end_epoch(self, epoch: int, means: dict[str, float], seconds: float, writer) -> None:
+        if writer is None:
+            return
+        for k, v in means.items():
+            writer.add_scalar(k, v, epoch)
+        self.log_images(writer, epoch)
+        writer.flush()
+        say(f"[{epoch}/{cfg.TRAIN.MAX_EPOCH}] " + " ".join(
+            f"{k.split('/')[-1]} {v:.3f}" for k, v in means.items()) + f" ({seconds:.1f}s)")
 
 
 def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
@@ -435,9 +405,7 @@ def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
                         help="sample folder (default OUTPUT_DIR/<CONFIG_NAME>/samples/<netG stem>_<mode>)")
 
     def run(args: argparse.Namespace) -> None:
-        seed_everything(cfg.SEED)
-        device = distributed.init_distributed(cfg.CUDA, cfg.GPU_ID)
-        try:
+        def work(device: torch.device) -> None:
             if args.sample or args.captions or cfg.B_VALIDATION:
                 from miscc.sampler import sample
                 out = sample(mode=mode, captions_file=args.captions, repeat=args.repeat,
@@ -446,10 +414,9 @@ def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
                 if distributed.is_main():
                     print(f"samples written to {out}")
             else:
-                out = GANTrainer(mode, device).train()
+                out = GANTrainer(mode, device, start_over=args.start_over).train()
                 if distributed.is_main():
                     print(f"run folder: {out}")
-        finally:
-            distributed.cleanup()
+        entry(work)
 
     run_main(run, parser, argv)

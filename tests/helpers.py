@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from miscc.config import cfg, cfg_from_list
-from miscc.utils import seed_everything
+from miscc.seeding import seed_everything
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

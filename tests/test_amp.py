@@ -35,7 +35,7 @@ def test_amp_training_step_has_finite_losses_and_trains_fp32_weights(amp, damsm_
     assert "COND_DNET.joint_conv.0.weight" in changed(d0, trainer.netD)
     assert ("errG/DAMSM" in stats) == (damsm_weight != 0)
     if amp == "fp16":
-        state = trainer.state_dict(epoch=1)
+        state = trainer.training_state(epoch=1)
         assert set(state["scalers"]) == {"D", "G", "E"} and state["scalers"]["D"]["scale"] > 0
 
 
@@ -44,7 +44,7 @@ def test_default_amp_is_plain_fp32(tmp_path, synthetic_birds, damsm_files):
     trainer = GANTrainer("main")
     assert cfg.TRAIN.AMP == "none" and trainer.amp_dtype is None
     assert not any(s.is_enabled() for s in trainer.scalers.values())
-    assert "scalers" not in trainer.state_dict(epoch=1)
+    assert "scalers" not in trainer.training_state(epoch=1)
 
 
 @pytest.mark.parametrize("amp,gp_dtype,d_dtype", [(None, torch.float32, torch.float32),

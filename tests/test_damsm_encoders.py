@@ -48,9 +48,7 @@ def test_rnn_encoder_accepts_unsorted_batches_with_identical_results():
 
 
 def test_gru_variant_builds_and_runs():
-    from miscc.config import cfg
-    cfg.RNN_TYPE = "GRU"
-    enc = RNN_ENCODER(20, nhidden=8)
+    enc = RNN_ENCODER(20, nhidden=8, rnn_type="GRU")
     hidden = enc.init_hidden(2)
     assert torch.is_tensor(hidden) and hidden.shape == (2, 2, 4)
     _, sent = enc(torch.randint(1, 20, (2, 5)), torch.tensor([5, 3]), hidden)

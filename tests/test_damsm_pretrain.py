@@ -17,7 +17,8 @@ from miscc import damsm_trainer
 from miscc.checkpoint import load_checkpoint, load_file
 from miscc.cli import apply_args, base_parser
 from miscc.config import reset_cfg
-from miscc.damsm_trainer import epoch_of_text_encoder, lr_at_epoch, pretrain
+from miscc.damsm_trainer import lr_at_epoch, pretrain
+from miscc.run_layout import damsm_epoch_from_name as epoch_of_text_encoder
 from miscc.errors import SSAGANError
 from tools.make_birds import make_birds
 
@@ -36,7 +37,7 @@ def tiny_opts(out: Path, name: str, epochs: int, *extra: str) -> list[str]:
 
 def configure(argv: list[str]) -> None:
     reset_cfg()
-    apply_args(base_parser("test", DEMO_CFG).parse_args(argv))
+    apply_args(base_parser("test", DEMO_CFG).parse_args(argv), entry="damsm")
 
 
 def models(out: Path, name: str) -> Path:

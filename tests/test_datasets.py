@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from datasets import (TextDataset, bbox_crop_box, build_transform, caption_array, caption_too_long,
-                      check_vocab, encode_sentence, prepare_data, tokenize)
+                      encode_sentence, prepare_data, tokenize)
+from miscc.checkpoint import check_vocab
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from tools.colour_score import load_attributes
@@ -64,21 +65,19 @@ def test_tokenize_follows_the_original_rules():
 
 
 def test_vocabulary_is_first_seen_order_over_train_then_test(tmp_path):
-    cfg.TEXT.CAPTIONS_PER_IMAGE = 2
     root = write_birds(tmp_path / "birds", {"001.a/a_1": ["The red bird", "A bird!"]},
                        {"002.b/b_1": ["blue bird red", "a blue one"]})
-    ds = TextDataset(root, "train")
+    ds = TextDataset(root, "train", captions_per_image=2)
     assert ds.ixtoword == {0: "<end>", 1: "the", 2: "red", 3: "bird", 4: "a", 5: "blue", 6: "one"}
     assert ds.wordtoix == {w: i for i, w in ds.ixtoword.items()}
     assert ds.n_words == 7 and ds.embeddings_num == 2
     assert ds.captions == [[1, 2, 3], [4, 3]]
-    assert TextDataset(root, "test").captions == [[5, 3, 2], [4, 5, 6]]
+    assert TextDataset(root, "test", captions_per_image=2).captions == [[5, 3, 2], [4, 5, 6]]
 
 
 def test_captions_pickle_has_the_original_structure_and_is_reused(tmp_path):
-    cfg.TEXT.CAPTIONS_PER_IMAGE = 1
     root = write_birds(tmp_path / "birds", {"001.a/a_1": ["red bird"]}, {"002.b/b_1": ["blue bird"]})
-    TextDataset(root, "train")
+    TextDataset(root, "train", captions_per_image=1)
     raw = (root / "captions.pickle").read_bytes()
     assert raw[:2] == b"\x80\x02"  # protocol 2, readable by the original code
     train_caps, test_caps, ixtoword, wordtoix = pickle.loads(raw)
@@ -86,27 +85,50 @@ def test_captions_pickle_has_the_original_structure_and_is_reused(tmp_path):
     assert ixtoword == {0: "<end>", 1: "red", 2: "bird", 3: "blue"} and wordtoix["blue"] == 3
 
     (root / "text" / "001.a" / "a_1.txt").write_text("green owl\n")
-    assert TextDataset(root, "train").captions == [[1, 2]]  # the cache wins, as in the original
+    assert TextDataset(root, "train", captions_per_image=1).captions == [[1, 2]]  # the cache wins, as in the original
     (root / "captions.pickle").unlink()
-    assert TextDataset(root, "train").ixtoword[1] == "green"
+    assert TextDataset(root, "train", captions_per_image=1).ixtoword[1] == "green"
 
 
-def test_blank_and_wordless_lines_are_skipped_but_ascii_empty_captions_are_kept(tmp_path):
-    cfg.TEXT.CAPTIONS_PER_IMAGE = 3
+def test_blank_wordless_and_non_ascii_lines_are_skipped_counted_and_named(tmp_path):
+    # "日本" tokenises to nothing after the ASCII filter: the original kept it as an empty caption, which
+    # crashed training whenever it was drawn; here it is skipped like the other wordless lines.
     lines = ["", "...", "日本", "red bird", "blue bird", "extra caption"]
     root = write_birds(tmp_path / "birds", {"001.a/a_1": lines}, {"002.b/b_1": ["x", "y", "z"]})
-    with pytest.warns(UserWarning, match="cap_len 0"):
-        ds = TextDataset(root, "train")
-    assert [[ds.ixtoword[i] for i in c] for c in ds.captions] == [[], ["red", "bird"], ["blue", "bird"]]
+    with pytest.warns(UserWarning, match=r"1 caption line\(s\) of split train have no ASCII word.*a_1\.txt"):
+        ds = TextDataset(root, "train", captions_per_image=3)
+    assert [[ds.ixtoword[i] for i in c] for c in ds.captions] == [
+        ["red", "bird"], ["blue", "bird"], ["extra", "caption"]]
+    assert all(ds.captions)  # the pickle written can always train
+
+
+def test_a_file_of_only_non_ascii_lines_is_an_error_and_writes_no_pickle(tmp_path):
+    root = write_birds(tmp_path / "birds", {"001.a/a_1": ["日本", "ü"]}, {"002.b/b_1": ["x"]})
+    with pytest.raises(SSAGANError, match=r"a_1\.txt.*no caption with an ASCII word"):
+        TextDataset(root, "train", captions_per_image=1)
+    assert not (root / "captions.pickle").exists()
+
+
+def test_empty_captions_of_an_old_pickle_are_replaced_when_drawn_and_the_vocabulary_kept(tmp_path):
+    root = write_birds(tmp_path / "birds", {"001.a/a_1": ["red bird", "blue bird"]}, {"002.b/b_1": ["x", "y"]})
+    TextDataset(root, "train", captions_per_image=2)
+    train, test, ixtoword, wordtoix = pickle.loads((root / "captions.pickle").read_bytes())
+    train[0] = []  # what the original wrote for a line of non-ASCII words
+    (root / "captions.pickle").write_bytes(pickle.dumps([train, test, ixtoword, wordtoix], protocol=2))
+    with pytest.warns(UserWarning, match=r"1 caption\(s\) of split train.*001\.a/a_1.*replaced"):
+        ds = TextDataset(root, "train", captions_per_image=2)
+    assert ds.ixtoword == ixtoword
+    for seed in range(6):
+        np.random.seed(seed)
+        assert ds[0][2] > 0  # never a zero-length caption
 
 
 def test_short_caption_file_warns_once_with_its_name_and_is_padded_by_repetition(tmp_path):
-    cfg.TEXT.CAPTIONS_PER_IMAGE = 4
     root = write_birds(tmp_path / "birds",
                        {"001.a/a_1": ["red bird", "red wings"], "001.a/a_2": ["w", "x", "y", "z"]},
                        {"002.b/b_1": ["p", "q", "r", "s"]})
     with pytest.warns(UserWarning, match=r"a_1\.txt") as record:
-        ds = TextDataset(root, "train")
+        ds = TextDataset(root, "train", captions_per_image=4)
     assert len([w for w in record if "fewer than" in str(w.message)]) == 1
     words = [" ".join(ds.ixtoword[i] for i in c) for c in ds.captions]
     assert words == ["red bird", "red wings", "red bird", "red wings", "w", "x", "y", "z"]
@@ -130,11 +152,10 @@ def test_missing_caption_file_is_named(tmp_path):
 # --- captions in items ----------------------------------------------------------------------
 
 def test_long_caption_keeps_an_ordered_random_subset_drawn_after_the_caption_choice(tmp_path):
-    cfg.TEXT.CAPTIONS_PER_IMAGE = 2
     first = " ".join(f"a{i}" for i in range(25))
     second = " ".join(f"b{i}" for i in range(25))
     root = write_birds(tmp_path / "birds", {"001.a/a_1": [first, second]}, {"002.b/b_1": ["x", "y"]})
-    ds = TextDataset(root, "train")
+    ds = TextDataset(root, "train", captions_per_image=2)
     for seed in range(5):
         np.random.seed(seed)
         _, caps, cap_len, _, _ = ds[0]
@@ -155,10 +176,11 @@ def test_short_caption_is_zero_padded():
     assert caps[:3, 0].tolist() == [5, 6, 7] and not caps[3:].any()
 
 
-def test_words_num_is_read_at_construction(synthetic_birds):
-    ds = TextDataset(synthetic_birds, "train")
-    cfg.TEXT.WORDS_NUM = 5  # spawned DataLoader workers would see defaults: no late reads
-    assert ds[0][1].shape == (18, 1)
+def test_words_num_is_a_constructor_argument_and_the_global_config_is_not_read(synthetic_birds):
+    ds = TextDataset(synthetic_birds, "train", words_num=5)
+    cfg.TEXT.WORDS_NUM = 7  # library code never reads cfg (spawned DataLoader workers would see defaults)
+    assert ds[0][1].shape == (5, 1)
+    assert TextDataset(synthetic_birds, "train")[0][1].shape == (18, 1)
 
 
 def test_every_caption_mode_is_exhaustive_and_deterministic(synthetic_birds):
@@ -202,8 +224,6 @@ def test_bbox_is_truncated_and_the_crop_is_applied(tmp_path):
 
 
 def test_coco_layout_reads_images_folder_then_split_folders_without_crop(tmp_path):
-    cfg.DATASET_NAME = "coco"
-    cfg.TEXT.CAPTIONS_PER_IMAGE = 1
     root = tmp_path / "coco"
     for split, key in (("train", "COCO_train2014_01"), ("test", "COCO_val2014_02")):
         (root / split).mkdir(parents=True)
@@ -213,11 +233,11 @@ def test_coco_layout_reads_images_folder_then_split_folders_without_crop(tmp_pat
         (root / "text" / f"{key}.txt").write_text("a cat on a mat\n")
         (root / ("train2014" if split == "train" else "val2014")).mkdir()
         _gradient(50, 30).save(root / ("train2014" if split == "train" else "val2014") / f"{key}.jpg")
-    assert TextDataset(root, "train")[0][0][0].shape == (3, 30, 50)  # no bbox crop
-    assert TextDataset(root, "test")[0][4] == "COCO_val2014_02"
+    assert TextDataset(root, "train", captions_per_image=1, dataset_name="coco")[0][0][0].shape == (3, 30, 50)  # no bbox crop
+    assert TextDataset(root, "test", captions_per_image=1, dataset_name="coco")[0][4] == "COCO_val2014_02"
     (root / "images").mkdir()
     _gradient(20, 10).save(root / "images" / "COCO_train2014_01.jpg")
-    assert TextDataset(root, "train")[0][0][0].shape == (3, 10, 20)  # images/ wins (AttnGAN layout)
+    assert TextDataset(root, "train", captions_per_image=1, dataset_name="coco")[0][0][0].shape == (3, 10, 20)  # images/ wins (AttnGAN layout)
 
 
 @pytest.mark.parametrize("base_size", [64, 256])

@@ -180,6 +180,7 @@ LAUNCHER = textwrap.dedent("""
     sys.path.insert(0, {repo!r})
     import torch
     import miscc.checkpoint
+    import miscc.train_loop
     import miscc.trainer
     from miscc import distributed
 
@@ -191,7 +192,7 @@ LAUNCHER = textwrap.dedent("""
             f.write(f"{{distributed.rank()}} {{os.path.basename(str(path))}}\\n")
         save(obj, path)
 
-    miscc.checkpoint.atomic_save = miscc.trainer.atomic_save = recording_save
+    miscc.checkpoint.atomic_save = miscc.train_loop.atomic_save = recording_save
     train = miscc.trainer.GANTrainer.train
 
     def train_and_dump(self):

@@ -16,7 +16,7 @@ from miscc.checkpoint import save_released
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.sampler import DONE_FILE, GRID_FILE, PngWriter, sample
-from miscc.utils import encode_text
+from DAMSM import encode_text
 from model import NetG
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

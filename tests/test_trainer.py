@@ -9,7 +9,7 @@ from miscc.checkpoint import save_released
 from miscc.config import cfg, cfg_from_list
 from miscc.errors import SSAGANError
 from miscc.trainer import GANTrainer, cli_main
-from miscc.utils import seed_everything
+from miscc.seeding import seed_everything
 from tests.helpers import changed, configure, snapshot
 
 

@@ -17,7 +17,8 @@ from miscc.errors import SSAGANError
 from miscc.losses import kl_divergence
 from miscc.sampler import DONE_FILE, sample
 from miscc.trainer import GANTrainer
-from miscc.utils import build_generator, build_image_encoder, update_ema
+from miscc.factory import build_generator, build_image_encoder
+from miscc.trainer import update_ema
 from model import ConditioningAugmentation, NetG, TextAffine
 from tests.helpers import reference_state_dict, state_dict_rows
 from tests.helpers import configure
@@ -207,7 +208,7 @@ def test_variant_trains_a_step_saves_samples_and_reloads(trainer_env, variant):
             assert torch.equal(ema[k], b), k
 
     trainer.save(1)
-    models = trainer.models_dir
+    models = trainer.layout.models
     state = torch.load(models / "latest.pth", weights_only=True)
     assert state["variant"] == {"SSACN": cfg.GAN.SSACN, "FUSION": cfg.GAN.FUSION, "CA": cfg.TEXT.CA,
                                 "EMA": bool(cfg.TRAIN.EMA_DECAY)}
