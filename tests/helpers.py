@@ -9,13 +9,20 @@ import torch
 from miscc.config import cfg, cfg_from_list
 from miscc.seeding import seed_everything
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# Facts measured on the original classes (docs/ORIGINAL.md, 'Checkpoints'): every key, shape and dtype
+# of the four released modules, and their prefixes, file names and parameter counts.
+REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
 
 
 def reference_state_dict(name: str) -> list[tuple[str, tuple[int, ...], str]]:
-    """(key, shape, dtype) rows of a released module, from ../shared/reference/state_dicts."""
+    """(key, shape, dtype) rows of a released module, from tests/data/reference/state_dicts."""
     rows = json.loads((REFERENCE / "state_dicts" / name).read_text())
     return [(r["key"], tuple(r["shape"]), r["dtype"]) for r in rows]
+
+
+def checkpoint_facts() -> dict:
+    """tests/data/reference/checkpoint_facts.json: per released module, prefix, counts and file names."""
+    return json.loads((REFERENCE / "checkpoint_facts.json").read_text())
 
 
 def state_dict_rows(module: torch.nn.Module) -> list[tuple[str, tuple[int, ...], str]]:

@@ -4,19 +4,28 @@ import torch
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from miscc.errors import SSAGANError
-from tests.helpers import reference_state_dict, state_dict_rows
+from tests.helpers import checkpoint_facts, reference_state_dict, state_dict_rows
 
 
 def test_rnn_encoder_state_dict_is_the_released_one():
-    rows = state_dict_rows(RNN_ENCODER(5450, nhidden=256))
-    assert rows == reference_state_dict("RNN_ENCODER_ntoken5450_nhidden256.json")
+    enc = RNN_ENCODER(5450, nhidden=256)
+    assert state_dict_rows(enc) == reference_state_dict("RNN_ENCODER_ntoken5450_nhidden256.json")
+    # Counts measured on the original classes (tests/data/reference/checkpoint_facts.json).
+    facts = checkpoint_facts()["RNN_ENCODER"]
+    assert sum(p.numel() for p in enc.parameters()) == facts["params_total"]
+    coco = RNN_ENCODER(27297, nhidden=256)
+    assert sum(p.numel() for p in coco.parameters()) == facts["params_total_coco_ntoken27297"]
 
 
 def test_cnn_encoder_state_dict_is_the_released_one():
     enc = CNN_ENCODER(256, pretrained=False)
     assert state_dict_rows(enc) == reference_state_dict("CNN_ENCODER_nef256.json")
+    facts = checkpoint_facts()["CNN_ENCODER"]
     trainable = [n for n, p in enc.named_parameters() if p.requires_grad]
-    assert trainable == ["emb_features.weight", "emb_cnn_code.weight", "emb_cnn_code.bias"]
+    assert trainable == facts["trainable_tensors"] == ["emb_features.weight", "emb_cnn_code.weight",
+                                                       "emb_cnn_code.bias"]
+    assert sum(p.numel() for p in enc.parameters()) == facts["params_total"]
+    assert sum(p.numel() for p in enc.parameters() if p.requires_grad) == facts["params_trainable"]
 
 
 def test_rnn_encoder_outputs_and_padding():

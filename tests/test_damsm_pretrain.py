@@ -149,7 +149,7 @@ def test_net_e_resumes_from_released_files_at_the_next_epoch(reference_run, bird
 
 
 def test_lr_schedule_matches_the_original():
-    # 0.002 decays 114 times, then stays just below ENCODER_LR / 10 (REFERENCE §12)
+    # 0.002 decays 114 times, then stays just below ENCODER_LR / 10 (docs/ORIGINAL.md, 'DAMSM pretraining')
     assert lr_at_epoch(114, 0.002) == pytest.approx(0.002 * 0.98 ** 114)
     assert lr_at_epoch(114, 0.002) < 0.0002 < lr_at_epoch(113, 0.002)
     assert lr_at_epoch(599, 0.002) == lr_at_epoch(114, 0.002)

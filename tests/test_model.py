@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from model import NetD, NetG, SSCBN, generator_channels
-from tests.helpers import reference_state_dict, state_dict_rows
+from tests.helpers import checkpoint_facts, reference_state_dict, state_dict_rows
 
 
 def test_netg_state_dict_is_the_released_one():
@@ -16,9 +16,14 @@ def test_netd_state_dict_is_the_released_one():
 
 
 def test_released_parameter_counts():
-    # Numbers measured on the original classes (checkpoint_facts.json).
-    assert sum(p.numel() for p in NetG(64, 100).parameters()) == 29_494_273
-    assert sum(p.numel() for p in NetD(64).parameters()) == 80_379_526
+    # Counts measured on the original classes (tests/data/reference/checkpoint_facts.json).
+    facts = checkpoint_facts()
+    netg, netd = NetG(64, 100), NetD(64)
+    assert sum(p.numel() for p in netg.parameters()) == facts["NetG"]["params_total"] == 29_494_273
+    assert sum(b.numel() for b in netg.buffers()) == facts["NetG"]["buffer_elements"]
+    assert sum(p.numel() for p in netd.parameters()) == facts["NetD"]["params_total"] == 80_379_526
+    unused = sum(p.numel() for k in ("block4", "block5") for p in getattr(netd, k).conv_s.parameters())
+    assert unused == facts["NetD"]["params_unused_in_forward"]
 
 
 @pytest.mark.parametrize("imsize,n_blocks", [(64, 5), (128, 6), (256, 7)])
@@ -33,7 +38,9 @@ def test_generator_output_and_mask_shapes(imsize, n_blocks):
         assert m.shape[:2] == (2, 1) and m.min() >= 0 and m.max() <= 1
     # Channel taper at the end is the same at every size: ... 8 -> 4 -> 2 -> 1 (x ngf).
     assert [c for _, c in generator_channels(4, imsize)][-3:] == [16, 8, 4]
-    assert not hasattr(g, f"block{n_blocks - 1}.conv_mask") and not g.blocks()[-1].predict_mask
+    # The last block predicts no mask (no conv_mask keys); the one before it does.
+    assert not hasattr(g.blocks()[-1], "conv_mask") and not g.blocks()[-1].predict_mask
+    assert hasattr(g.blocks()[-2], "conv_mask") and g.blocks()[-2].predict_mask
 
 
 @pytest.mark.parametrize("imsize", [64, 128, 256])
