@@ -37,16 +37,15 @@ from miscc.checkpoint import load_checkpoint, load_file, load_into
 from miscc.cli import run_dir
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from miscc.metrics import SAMPLES_FILE, images_to_uint8
+from miscc.sample_protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, SAMPLES_FILE, SampleRecord,
+                                   image_file, images_to_uint8, mask_file, write_records)
 from miscc.utils import (NOISE_DIM, build_generator, build_text_encoder, encode_text, epoch_from_name,
                          get_device)
 from model import NetG
 
 MODES = ("main", "finetune")
 CAPTION_MODES = ("every", "random")
-DONE_FILE = "DONE.json"
-GRID_FILE = "grid.png"
-_OUR_FILES = ("img", "mask", SAMPLES_FILE, DONE_FILE, GRID_FILE)
+_OUR_FILES = (IMAGE_DIR, MASK_DIR, SAMPLES_FILE, DONE_FILE, GRID_FILE)
 _GRID_PAD = 2
 
 
@@ -268,8 +267,8 @@ def _prepare_out_dir(out: Path) -> None:
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-    (out / "img").mkdir(parents=True, exist_ok=True)
-    (out / "mask").mkdir(exist_ok=True)
+    (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+    (out / MASK_DIR).mkdir(exist_ok=True)
 
 
 def caption_tensors(batch: Sequence[Job]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -289,7 +288,7 @@ def _merge_records(out: Path, world: int) -> None:
     """Rank 0, after every rank has finished: the ranks' records, in image order, as SAMPLES_FILE."""
     parts = [_part_file(out, r) for r in range(world)]
     lines = [line for part in parts for line in part.read_text(encoding="utf-8").splitlines()]
-    lines.sort(key=lambda line: json.loads(line)["file"])  # zero-padded names sort in image order
+    lines.sort(key=lambda line: SampleRecord.from_json(line).file)  # file names sort in image order
     tmp = out / f".{SAMPLES_FILE}.tmp"
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     os.replace(tmp, out / SAMPLES_FILE)
@@ -322,14 +321,12 @@ def generate(jobs: Sequence[Job], noise: torch.Tensor, netG: NetG, text_encoder:
             grey = (masks[-1].clamp(0, 1) * 255).to(torch.uint8)[:, 0].cpu().numpy()
             items, records = [], []
             for row, job in enumerate(batch):
-                name = f"{start + row:06d}.png"
-                items += [(str(out / "img" / name), rgb[row]), (str(out / "mask" / name), grey[row])]
-                records.append(json.dumps({
-                    "file": f"img/{name}", "mask": f"mask/{name}", "key": job.key,
-                    "caption_idx": job.caption_idx, "text": " ".join(ixtoword[t] for t in job.tokens),
-                    "tokens": list(job.tokens), "repeat": job.repeat}))
+                record = SampleRecord.numbered(start + row, job.key, job.caption_idx,
+                                               " ".join(ixtoword[t] for t in job.tokens), job.tokens, job.repeat)
+                items += [(str(out / record.file), rgb[row]), (str(out / record.mask), grey[row])]
+                records.append(record)
             writer.submit(items)
-            log.write("\n".join(records) + "\n")
+            write_records(log, records)
             bar.update(len(batch))
 
 
@@ -447,9 +444,9 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
     if captions is not None:
         rows = []
         for c in range(len(captions)):
-            names = [f"{c * per_caption + j:06d}.png" for j in range(per_caption)]
+            indices = range(c * per_caption, (c + 1) * per_caption)
             text = " ".join(dataset.ixtoword[t] for t in captions[c][1])
-            rows.append((text, [out / "img" / n for n in names], [out / "mask" / n for n in names]))
+            rows.append((text, [out / image_file(i) for i in indices], [out / mask_file(i) for i in indices]))
         caption_grid(rows, netG.imsize).save(out / GRID_FILE)
     _write_json_atomic({"count": len(jobs), **summary}, out / DONE_FILE)
     return out

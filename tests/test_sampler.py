@@ -15,7 +15,8 @@ from datasets import TextDataset
 from miscc.checkpoint import save_released
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from miscc.sampler import DONE_FILE, GRID_FILE, PngWriter, sample
+from miscc.sample_protocol import DONE_FILE, GRID_FILE
+from miscc.sampler import PngWriter, sample
 from miscc.utils import encode_text
 from model import NetG
 
