@@ -117,7 +117,7 @@ SPEC: tuple[Key, ...] = (
         "D and DAMSM keep the sentence embedding."),
 
     Key("TRAIN.EVAL_INTERVAL", 0, "New: compute FID every this many epochs during training "
-        "(`miscc.metrics.FIDEvaluator`, logged to TensorBoard); 0 = off."),
+        "(`miscc.metrics` registry on in-memory images, logged to TensorBoard); 0 = off."),
     Key("EVAL.INCEPTION_WEIGHTS", "", "New: torch-fidelity's `weights-inception-2015-12-05-6726825d.pth` "
         "for IS/FID; empty = the torch hub cache (see docs/EVALUATION.md)."),
     Key("EVAL.FID_REF", "", "New: reference statistics `.npz` (mu, sigma) for in-training FID "
