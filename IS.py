@@ -6,7 +6,8 @@
     python IS.py --fid_ref data/birds --ref_size 256 --save_stats cub_test256.npz   # reference stats only
 
 The protocol used is printed with every result and stored in the JSON; docs/EVALUATION.md explains
-it and how the numbers relate to the paper's. All logic lives in miscc/metrics.py.
+it and how the numbers relate to the paper's. All logic lives in the miscc/metrics package; this
+file turns the command line into an ``EvalContext`` and the metrics asked for.
 """
 from __future__ import annotations
 
@@ -15,13 +16,22 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
+from torch import nn
 
-from miscc import metrics
 from miscc.config import cfg, cfg_from_file
 from miscc.errors import SSAGANError
+from miscc.metrics import EvalContext, compute_metrics
+from miscc.metrics.classifier import ClassifierIS
+from miscc.metrics.diversity import ALEXNET_WEIGHTS_FILE, build_lpips
+from miscc.metrics.images import is_cub_folder, open_image_dir, record_images
+from miscc.metrics.inception import INCEPTION_WEIGHTS_FILE, RANDOM_WEIGHTS, InceptionExtractor
+from miscc.metrics.reference import DEFAULT_CACHE_DIR, reference_stats
+from miscc.metrics.rprecision import load_damsm_encoders
+from miscc.metrics.stats import load_stats, save_stats
+from miscc.sample_protocol import SAMPLES_FILE
 
 PAPER = "SSA-GAN paper: CUB IS 5.17 ± 0.08, CUB FID 15.61, COCO FID 19.37 (see docs/EVALUATION.md before comparing)"
 
@@ -35,7 +45,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=50)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="image-reading processes")
-    p.add_argument("--weights", help=f"Inception weights ({metrics.INCEPTION_WEIGHTS_FILE}); default: "
+    p.add_argument("--weights", help=f"Inception weights ({INCEPTION_WEIGHTS_FILE}); default: "
                    "EVAL.INCEPTION_WEIGHTS of --cfg, else the torch hub cache. 'random' = tests only")
     p.add_argument("--cfg", help="YAML config to take EVAL.INCEPTION_WEIGHTS and TEXT.DAMSM_NAME from")
     p.add_argument("--out", help="JSON result file (default: <image_dir>/metrics.json)")
@@ -44,7 +54,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--ref_size", type=int, help="resize reference images to this (default for CUB: the "
                    "generated size)")
     p.add_argument("--save_stats", help="write the statistics of --fid_ref (or, without it, of --image_dir) here")
-    p.add_argument("--cache_dir", default=str(metrics.DEFAULT_CACHE_DIR), help="reference statistics cache")
+    p.add_argument("--cache_dir", default=str(DEFAULT_CACHE_DIR), help="reference statistics cache")
     p.add_argument("--no_cache", action="store_true", help="neither read nor write the statistics cache")
     p.add_argument("--r_precision", action="store_true", help="R-precision with the DAMSM encoders")
     p.add_argument("--text_encoder", help="DAMSM text encoder (default: TEXT.DAMSM_NAME of --cfg)")
@@ -54,7 +64,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--is_classifier", help="also IS with this Inception-v3 classifier state dict "
                    "(torchvision layout, e.g. fine-tuned on CUB)")
     p.add_argument("--lpips", action="store_true", help="LPIPS diversity between images of the same caption")
-    p.add_argument("--lpips_backbone", help=f"AlexNet weights for LPIPS ({metrics.ALEXNET_WEIGHTS_FILE}; "
+    p.add_argument("--lpips_backbone", help=f"AlexNet weights for LPIPS ({ALEXNET_WEIGHTS_FILE}; "
                    "default: the torch hub cache; 'random' = tests only)")
     return p.parse_args(argv)
 
@@ -73,94 +83,77 @@ def _fail_early(args: argparse.Namespace) -> None:
     if args.r_precision and not args.text_encoder:
         raise SSAGANError("--r_precision needs --text_encoder PATH (or --cfg with TEXT.DAMSM_NAME).")
     if args.fid_ref and Path(args.fid_ref).suffix == ".npz":
-        metrics.load_stats(args.fid_ref)
+        load_stats(args.fid_ref)
 
 
-def run(args: argparse.Namespace) -> dict:
+def requested_metrics(args: argparse.Namespace) -> list[str]:
+    """The registry's metrics this command line asks for, in the order metrics.json lists them."""
+    if not args.image_dir:
+        return []
+    wanted = {"inception_score": True, "fid": bool(args.fid_ref), "r_precision": args.r_precision,
+              "classifier_is": bool(args.is_classifier), "lpips": args.lpips}
+    return [name for name, asked in wanted.items() if asked]
+
+
+def run(args: argparse.Namespace,
+        make_inception: Callable[[Optional[str]], nn.Module] = InceptionExtractor) -> dict:
+    """Evaluate as ``args`` say; ``make_inception(weights)`` builds the Inception network."""
     if args.cfg:
         cfg_from_file(args.cfg)
         args.weights = args.weights or cfg.EVAL.INCEPTION_WEIGHTS or None
         args.text_encoder = args.text_encoder or cfg.TEXT.DAMSM_NAME
     _fail_early(args)
     # Everything cheap that can fail is checked before the networks are built.
-    images = records = None
+    ctx = EvalContext(splits=args.splits, seed=args.seed, batch_size=args.batch_size, device=args.device,
+                      workers=args.workers)
     if args.image_dir:
-        images, records = metrics.open_image_dir(args.image_dir, square=args.image_size)
-        if len(images) < args.splits:
-            raise SSAGANError(f"{args.image_dir} has {len(images)} images, fewer than --splits {args.splits}.")
+        ctx.images, ctx.records = open_image_dir(args.image_dir, square=args.image_size)
+        if len(ctx.images) < args.splits:
+            raise SSAGANError(f"{args.image_dir} has {len(ctx.images)} images, fewer than "
+                              f"--splits {args.splits}.")
         for flag, wanted in (("--r_precision", args.r_precision), ("--lpips", args.lpips)):
-            if wanted and records is None:
-                raise SSAGANError(f"{flag} needs {Path(args.image_dir) / metrics.SAMPLES_FILE} (written by "
+            if wanted and ctx.records is None:
+                raise SSAGANError(f"{flag} needs {Path(args.image_dir) / SAMPLES_FILE} (written by "
                                   "the sampler) to know each image's caption.")
-    encoders = classifier = lpips_model = None
+        if ctx.records is not None:
+            ctx.record_images = record_images(args.image_dir, ctx.records)
     if args.r_precision:
-        encoders = metrics.load_damsm_encoders(args.text_encoder, args.image_encoder, args.captions_pickle)
+        ctx.encoders = load_damsm_encoders(args.text_encoder, args.image_encoder, args.captions_pickle,
+                                           input_size=cfg.TRAIN.DAMSM_INPUT_SIZE)
     if args.is_classifier:
-        classifier = metrics.ClassifierIS(args.is_classifier)
+        ctx.classifier = ClassifierIS(args.is_classifier)
     if args.lpips:
-        lpips_model = metrics.build_lpips(args.lpips_backbone)
-    model = metrics.InceptionExtractor(args.weights)
-    common = dict(batch_size=args.batch_size, device=args.device, workers=args.workers)
+        ctx.lpips = build_lpips(args.lpips_backbone)
+    model = ctx.inception = make_inception(args.weights)
 
+    if model.sha256 == RANDOM_WEIGHTS:
+        ctx.notes.append("RANDOM Inception weights: for testing only, the numbers mean nothing")
+    ctx.notes.append(PAPER)  # metrics add their caveats after these
     protocol: dict = {"inception": model.protocol(), "device": args.device, "batch_size": args.batch_size,
-                      "notes": [PAPER]}
-    if model.sha256 == metrics.RANDOM_WEIGHTS:
-        protocol["notes"].insert(0, "RANDOM Inception weights: for testing only, the numbers mean nothing")
+                      "notes": ctx.notes}
     result: dict = {"protocol": protocol, "inception_score": None, "fid": None, "r_precision": None}
-
-    feats = None
+    images = ctx.images
     if images is not None:
         protocol.update(image_dir=str(args.image_dir), images=len(images), resolution=list(images.size),
                         splits=args.splits, image_set=images.description)
-        feats = metrics.extract_features(images, model, **common, desc="generated")
-        mean, std = metrics.inception_score(feats.logits, args.splits)
-        result["inception_score"] = {"mean": mean, "std": std, "splits": args.splits}
-
-    ref = None
     if args.fid_ref:
         size = args.ref_size
-        if size is None and images is not None and metrics.is_cub_folder(args.fid_ref):
+        if size is None and images is not None and is_cub_folder(args.fid_ref):
             size = images.size[0]  # the CUB crops are resized to the generator's output size
-        ref = metrics.reference_stats(args.fid_ref, model, split=args.ref_split, size=size,
-                                      cache_dir=None if args.no_cache else args.cache_dir, **common)
-        protocol["reference"] = ref.protocol
-        if feats is not None:
-            mu, sigma = feats.moments.stats()
-            result["fid"] = metrics.fid_from_stats(mu, sigma, ref.mu, ref.sigma)
-            if feats.count < metrics.FEATURE_DIM:
-                protocol["notes"].append(f"FID from {feats.count} < {metrics.FEATURE_DIM} images is biased "
-                                         "upwards; the usual protocol uses ~30k images")
-            ref_res = ref.protocol.get("resolution")
-            if ref_res and ref_res != list(images.size):
-                protocol["notes"].append(f"reference resolution {ref_res} differs from the generated "
-                                         f"{list(images.size)}; pass --ref_size {images.size[0]}")
-
+        ctx.reference = reference_stats(args.fid_ref, model, split=args.ref_split, size=size,
+                                        cache_dir=None if args.no_cache else args.cache_dir,
+                                        batch_size=args.batch_size, device=args.device, workers=args.workers)
+        protocol["reference"] = ctx.reference.protocol
     if args.save_stats:
-        if ref is not None:
-            metrics.save_stats(args.save_stats, ref.mu, ref.sigma, {**ref.protocol, **model.protocol()})
+        if ctx.reference is not None:
+            ref = ctx.reference
+            save_stats(args.save_stats, ref.mu, ref.sigma, {**ref.protocol, **model.protocol()})
         else:
-            mu, sigma = feats.moments.stats()
-            metrics.save_stats(args.save_stats, mu, sigma,
-                               {"description": images.description, "images": len(images), **model.protocol()})
+            mu, sigma = ctx.features().moments.stats()
+            save_stats(args.save_stats, mu, sigma,
+                       {"description": images.description, "images": len(images), **model.protocol()})
         result["saved_stats"] = args.save_stats
-
-    if encoders is not None:
-        mean, std, info = metrics.samples_r_precision(records, *encoders, splits=args.splits, seed=args.seed,
-                                                      **common)
-        image_encoder = args.image_encoder or str(metrics.image_encoder_path(args.text_encoder))
-        result["r_precision"] = {"mean": mean, "std": std, **info, "text_encoder": str(args.text_encoder),
-                                 "image_encoder": image_encoder}
-    if classifier is not None:
-        logits = metrics.classifier_logits(images, classifier, **common)
-        mean, std = metrics.inception_score(logits, args.splits)
-        result["inception_score_classifier"] = {
-            "mean": mean, "std": std, "splits": args.splits, "classes": classifier.classes,
-            "classifier": classifier.path, "classifier_sha256": metrics.sha256_file(classifier.path),
-            "input": "bilinear 299x299, [-1, 1]"}
-    if lpips_model is not None:
-        mean, std, info = metrics.lpips_diversity(records, lpips_model, **common)
-        result["lpips_diversity"] = {"mean": mean, "std": std, **info,
-                                     "backbone": args.lpips_backbone or "torch hub cache"}
+    result.update(compute_metrics(requested_metrics(args), ctx))
     return result
 
 
@@ -205,10 +198,11 @@ def write_json(result: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, *,
+         make_inception: Callable[[Optional[str]], nn.Module] = InceptionExtractor) -> int:
     args = parse_args(argv)
     try:
-        result = run(args)
+        result = run(args, make_inception)
     except SSAGANError as e:
         print(f"IS.py: error: {e}", file=sys.stderr)
         return 2

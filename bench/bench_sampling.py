@@ -35,7 +35,7 @@ import common
 import miscc.sampler
 from DAMSM import RNN_ENCODER
 from miscc.config import cfg
-from miscc.metrics import images_to_uint8
+from miscc.sample_protocol import images_to_uint8
 from miscc.sampler import Job, caption_tensors, generate
 from DAMSM import encode_text
 from model import NetG

@@ -157,6 +157,22 @@ def check_vocab(dataset_n_words: int, encoder_ntoken: int, captions_path: str | 
         f"differently, so even an equal count does not make a released encoder usable with it.")
 
 
+def _text_encoder_state(path: str | os.PathLike) -> tuple[Mapping, torch.Tensor]:
+    state = load_file(path, what="DAMSM text encoder")
+    if not isinstance(state, Mapping):
+        raise SSAGANError(f"{os.fspath(path)} holds a {type(state).__name__}, not a text encoder state dict.")
+    table = state.get("encoder.weight", state.get(PREFIX + "encoder.weight"))
+    if table is None:
+        raise SSAGANError(f"{os.fspath(path)} is not a DAMSM text-encoder state dict (no encoder.weight); "
+                          "is it an image encoder or a generator file?")
+    return state, table
+
+
+def text_encoder_rows(path: str | os.PathLike) -> int:
+    """Vocabulary size a text encoder file was trained with (its embedding rows)."""
+    return int(_text_encoder_state(path)[1].shape[0])
+
+
 def load_text_encoder(encoder: nn.Module, path: str | os.PathLike, n_words: int,
                       captions_path: str | os.PathLike, vocab: Optional[str] = None) -> nn.Module:
     """Load a DAMSM text encoder file into ``encoder``, refusing one trained on another vocabulary.
@@ -166,13 +182,7 @@ def load_text_encoder(encoder: nn.Module, path: str | os.PathLike, n_words: int,
     by this project carry the fingerprint of their vocabulary, compared with ``vocab`` (the data's);
     released files carry none, so only the word count can be checked: use the released captions.pickle.
     """
-    state = load_file(path, what="DAMSM text encoder")
-    if not isinstance(state, Mapping):
-        raise SSAGANError(f"{os.fspath(path)} holds a {type(state).__name__}, not a text encoder state dict.")
-    table = state.get("encoder.weight", state.get(PREFIX + "encoder.weight"))
-    if table is None:
-        raise SSAGANError(f"{os.fspath(path)} is not a DAMSM text-encoder state dict (no encoder.weight); "
-                          "is it an image encoder or a generator file?")
+    state, table = _text_encoder_state(path)
     check_vocab(n_words, table.shape[0], captions_path, path)
     recorded = recorded_vocab(state)
     if vocab is not None and recorded is not None and recorded != vocab:

@@ -9,7 +9,7 @@ docs/SAMPLING.md documents the protocol and the folder layout; in short::
     <out_dir>/grid.png             user captions only: caption | images | masks, one row per caption
     <out_dir>/DONE.json            written last: count, checkpoints, seed, protocol
 
-Differences from the original ``sampling`` (REFERENCE §9, §15.1, §15.10), all deliberate: every test
+Differences from the original ``sampling`` (docs/ORIGINAL.md: "Sampling"; "Original bugs" 1, 10), all deliberate: every test
 caption once instead of one random caption per image (``caption_mode="random"`` keeps the original
 protocol), no dropped partial batch, captions and noise fixed by ``cfg.SEED``, no image loading.
 """
@@ -37,15 +37,14 @@ from miscc.checkpoint import load_checkpoint
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.factory import NOISE_DIM, build_dataset, build_generator, build_text_encoder, get_device, run_layout
-from miscc.metrics import SAMPLES_FILE, images_to_uint8
 from miscc.run_layout import atomic_write_json, companion, epoch_from_name, newest_snapshot
+from miscc.sample_protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, SAMPLES_FILE, SampleRecord,
+                                   image_file, images_to_uint8, mask_file, write_records)
 from model import NetG
 
 MODES = ("main", "finetune")
 CAPTION_MODES = ("every", "random")
-DONE_FILE = "DONE.json"
-GRID_FILE = "grid.png"
-_OUR_FILES = ("img", "mask", SAMPLES_FILE, DONE_FILE, GRID_FILE)
+_OUR_FILES = (IMAGE_DIR, MASK_DIR, SAMPLES_FILE, DONE_FILE, GRID_FILE)
 _GRID_PAD = 2
 
 
@@ -259,8 +258,8 @@ def _prepare_out_dir(out: Path) -> None:
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-    (out / "img").mkdir(parents=True, exist_ok=True)
-    (out / "mask").mkdir(exist_ok=True)
+    (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+    (out / MASK_DIR).mkdir(exist_ok=True)
 
 
 def caption_tensors(batch: Sequence[Job]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,7 +279,7 @@ def _merge_records(out: Path, world: int) -> None:
     """Rank 0, after every rank has finished: the ranks' records, in image order, as SAMPLES_FILE."""
     parts = [_part_file(out, r) for r in range(world)]
     lines = [line for part in parts for line in part.read_text(encoding="utf-8").splitlines()]
-    lines.sort(key=lambda line: json.loads(line)["file"])  # zero-padded names sort in image order
+    lines.sort(key=lambda line: SampleRecord.from_json(line).file)  # file names sort in image order
     tmp = out / f".{SAMPLES_FILE}.tmp"
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     os.replace(tmp, out / SAMPLES_FILE)
@@ -313,14 +312,12 @@ def generate(jobs: Sequence[Job], noise: torch.Tensor, netG: NetG, text_encoder:
             grey = (masks[-1].clamp(0, 1) * 255).to(torch.uint8)[:, 0].cpu().numpy()
             items, records = [], []
             for row, job in enumerate(batch):
-                name = f"{start + row:06d}.png"
-                items += [(str(out / "img" / name), rgb[row]), (str(out / "mask" / name), grey[row])]
-                records.append(json.dumps({
-                    "file": f"img/{name}", "mask": f"mask/{name}", "key": job.key,
-                    "caption_idx": job.caption_idx, "text": " ".join(ixtoword[t] for t in job.tokens),
-                    "tokens": list(job.tokens), "repeat": job.repeat}))
+                record = SampleRecord.numbered(start + row, job.key, job.caption_idx,
+                                               " ".join(ixtoword[t] for t in job.tokens), job.tokens, job.repeat)
+                items += [(str(out / record.file), rgb[row]), (str(out / record.mask), grey[row])]
+                records.append(record)
             writer.submit(items)
-            log.write("\n".join(records) + "\n")
+            write_records(log, records)
             bar.update(len(batch))
 
 
@@ -432,9 +429,9 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
     if captions is not None:
         rows = []
         for c in range(len(captions)):
-            names = [f"{c * per_caption + j:06d}.png" for j in range(per_caption)]
+            indices = range(c * per_caption, (c + 1) * per_caption)
             text = " ".join(dataset.ixtoword[t] for t in captions[c][1])
-            rows.append((text, [out / "img" / n for n in names], [out / "mask" / n for n in names]))
+            rows.append((text, [out / image_file(i) for i in indices], [out / mask_file(i) for i in indices]))
         caption_grid(rows, netG.imsize).save(out / GRID_FILE)
     atomic_write_json(out / DONE_FILE, {"count": len(jobs), **summary})
     return out

@@ -14,7 +14,9 @@ import torch
 from PIL import Image
 
 import IS
-from miscc import metrics
+from miscc.metrics.inception import (INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, RANDOM_WEIGHTS,
+                                     InceptionExtractor)
+from miscc.metrics.stats import load_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES = 4
@@ -47,28 +49,39 @@ def sample_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def shared_inception():
-    return metrics.InceptionExtractor(metrics.RANDOM_WEIGHTS)
+    return InceptionExtractor(RANDOM_WEIGHTS)
 
 
 @pytest.fixture
-def fast_inception(monkeypatch, shared_inception):
-    """Reuse one random-init network across CLI runs (building one takes seconds on 2 cores)."""
-    real = metrics.InceptionExtractor
-    monkeypatch.setattr(metrics, "InceptionExtractor",
-                        lambda w=None: shared_inception if w == metrics.RANDOM_WEIGHTS else real(w))
+def fast_inception(shared_inception):
+    """Builds IS.py's network: one random-init network shared across CLI runs (building one takes
+    seconds on 2 cores)."""
+    return lambda w=None: shared_inception if w == RANDOM_WEIGHTS else InceptionExtractor(w)
 
 
-def _run(*argv: str) -> int:
-    return IS.main(["--weights", "random", "--workers", "0", "--batch_size", "4", *argv])
+class _CacheOnly(torch.nn.Module):
+    """The shared network's identity (cache key, protocol), but computing a feature is a failure."""
+
+    def __init__(self, real: InceptionExtractor) -> None:
+        super().__init__()
+        self.sha256, self.protocol = real.sha256, real.protocol
+
+    def forward(self, images: torch.Tensor):
+        raise AssertionError("reference statistics were recomputed instead of read from the cache")
 
 
-def test_end_to_end_json_cache_save_stats_and_npz_reference(tmp_path, sample_dir, fast_inception, monkeypatch):
+def _run(*argv: str, make_inception=InceptionExtractor) -> int:
+    return IS.main(["--weights", "random", "--workers", "0", "--batch_size", "4", *argv],
+                   make_inception=make_inception)
+
+
+def test_end_to_end_json_cache_save_stats_and_npz_reference(tmp_path, sample_dir, fast_inception):
     ref = tmp_path / "real"
     _write_images(ref, N_IMAGES, seed=2)
     cache = tmp_path / "cache"
 
     assert _run("--image_dir", str(sample_dir), "--splits", "2", "--fid_ref", str(ref),
-                "--cache_dir", str(cache)) == 0
+                "--cache_dir", str(cache), make_inception=fast_inception) == 0
     result = json.loads((sample_dir / "metrics.json").read_text())
     proto = result["protocol"]
     assert proto["images"] == N_IMAGES and proto["resolution"] == [64, 64] and proto["splits"] == 2
@@ -82,19 +95,15 @@ def test_end_to_end_json_cache_save_stats_and_npz_reference(tmp_path, sample_dir
     assert len(list(cache.glob("*.npz"))) == 1
 
     # Statistics-only run: served from the cache (no feature extraction at all), written as .npz.
-    def no_extraction(*a, **k):
-        raise AssertionError("reference statistics were recomputed instead of read from the cache")
-    monkeypatch.setattr(metrics, "extract_features", no_extraction)
-    assert _run("--fid_ref", str(ref), "--save_stats", str(tmp_path / "ref.npz"),
-                "--cache_dir", str(cache)) == 0
-    monkeypatch.undo()
-    mu, sigma, meta = metrics.load_stats(tmp_path / "ref.npz")
+    assert _run("--fid_ref", str(ref), "--save_stats", str(tmp_path / "ref.npz"), "--cache_dir", str(cache),
+                make_inception=lambda w: _CacheOnly(fast_inception(w))) == 0
+    mu, sigma, meta = load_stats(tmp_path / "ref.npz")
     assert mu.shape == (2048,) and sigma.shape == (2048, 2048) and meta["images"] == N_IMAGES
 
     # The saved statistics as reference give the same FID as the folder did.
     out = tmp_path / "npz.json"
     assert _run("--image_dir", str(sample_dir), "--splits", "2", "--fid_ref", str(tmp_path / "ref.npz"),
-                "--out", str(out)) == 0
+                "--out", str(out), make_inception=fast_inception) == 0
     again = json.loads(out.read_text())
     assert again["fid"] == pytest.approx(fid, rel=1e-9)
     assert again["protocol"]["reference"]["kind"] == "precomputed statistics"
@@ -120,7 +129,7 @@ def test_r_precision_classifier_is_and_lpips_end_to_end(tmp_path, sample_dir, fa
     assert _run("--image_dir", str(sample_dir), "--splits", "2", "--r_precision", "--text_encoder",
                 str(text_encoder), "--captions_pickle", str(tmp_path / "captions.pickle"),
                 "--is_classifier", str(tmp_path / "cls.pth"), "--lpips", "--lpips_backbone", "random",
-                "--out", str(out)) == 0
+                "--out", str(out), make_inception=fast_inception) == 0
     result = json.loads(out.read_text())
     r = result["r_precision"]
     assert 0.0 <= r["mean"] <= 1.0 and r["images"] == N_IMAGES and r["mismatched"] == 99
@@ -177,12 +186,11 @@ def _bad(tmp_path: Path, case: str) -> list[str]:
     ("r_precision_without_samples", r"--r_precision needs .*samples.jsonl"),
     ("vocabulary_mismatch", r"captions.pickle has 1 words but the text encoder .* was trained with 9"),
 ])
-def test_bad_input_is_one_clear_error(tmp_path, capsys, monkeypatch, case, message):
+def test_bad_input_is_one_clear_error(tmp_path, capsys, case, message):
     def no_network(*a, **k):
         raise AssertionError("bad input must be refused before any network is built")
-    monkeypatch.setattr(metrics, "InceptionExtractor", no_network)
     argv = _bad(tmp_path, case)
-    assert _run(*argv) == 2
+    assert _run(*argv, make_inception=no_network) == 2
     err = capsys.readouterr().err
     assert err.startswith("IS.py: error: ")
     assert re.search(message, err), err
@@ -193,7 +201,7 @@ def test_missing_weights_error_names_file_url_and_place(tmp_path, capsys, monkey
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     assert IS.main(["--image_dir", str(tmp_path / "in"), "--splits", "1", "--workers", "0"]) == 2
     err = capsys.readouterr().err
-    assert metrics.INCEPTION_WEIGHTS_FILE in err and metrics.INCEPTION_WEIGHTS_URL in err
+    assert INCEPTION_WEIGHTS_FILE in err and INCEPTION_WEIGHTS_URL in err
     assert str(tmp_path / "hub" / "checkpoints") in err and "--weights" in err
 
 

@@ -15,8 +15,9 @@ from datasets import TextDataset
 from miscc.checkpoint import save_released
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from miscc.sampler import DONE_FILE, GRID_FILE, PngWriter, sample
 from DAMSM import encode_text
+from miscc.sample_protocol import DONE_FILE, GRID_FILE
+from miscc.sampler import PngWriter, sample
 from model import NetG
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -19,15 +19,9 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from miscc.errors import SSAGANError
+from miscc.sample_protocol import SampleRecord, read_samples
 from tools.colour_score import NAMES, chance_level, dominant_body_colour, load_attributes
-
-
-def read_samples(folder: Path) -> list[dict]:
-    manifest = folder / "samples.jsonl"
-    if not manifest.is_file():
-        raise SystemExit(f"{manifest} not found: pass a folder written by the sampler (main.py --sample).")
-    with open(manifest, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def real_crops(data_dir: Path, size: int) -> dict[str, np.ndarray]:
@@ -44,9 +38,9 @@ def real_crops(data_dir: Path, size: int) -> dict[str, np.ndarray]:
     return out
 
 
-def score(samples: Sequence[dict], folder: Path, attributes: dict, real: dict[str, np.ndarray]) -> dict:
-    expected = [attributes[s["key"]]["body_colour"] for s in samples]
-    predicted = [dominant_body_colour(np.asarray(Image.open(folder / s["file"]).convert("RGB")))
+def score(samples: Sequence[SampleRecord], folder: Path, attributes: dict, real: dict[str, np.ndarray]) -> dict:
+    expected = [attributes[s.key]["body_colour"] for s in samples]
+    predicted = [dominant_body_colour(np.asarray(Image.open(folder / s.file).convert("RGB")))
                  for s in samples]
     hits = [p == e for p, e in zip(predicted, expected)]
     per_colour = defaultdict(list)
@@ -64,16 +58,16 @@ def score(samples: Sequence[dict], folder: Path, attributes: dict, real: dict[st
     }
 
 
-def results_grid(samples: Sequence[dict], folder: Path, attributes: dict, real: dict[str, np.ndarray],
+def results_grid(samples: Sequence[SampleRecord], folder: Path, attributes: dict, real: dict[str, np.ndarray],
                  per_row: int = 6, n_real: int = 2) -> Image.Image:
     by_colour = defaultdict(list)
     for s in samples:
-        by_colour[attributes[s["key"]]["body_colour"]].append(s)
+        by_colour[attributes[s.key]["body_colour"]].append(s)
     real_by_colour = defaultdict(list)
     for k in sorted(real):
         real_by_colour[attributes[k]["body_colour"]].append(real[k])
     colours = [c for c in NAMES if by_colour[c]]
-    size = np.asarray(Image.open(folder / samples[0]["file"])).shape[0]
+    size = np.asarray(Image.open(folder / samples[0].file)).shape[0]
     label_w, gap = 70, 4
     width = label_w + (n_real + per_row) * (size + gap) + gap
     grid = Image.new("RGB", (width, len(colours) * (size + gap) + gap + 16), "white")
@@ -84,7 +78,7 @@ def results_grid(samples: Sequence[dict], folder: Path, attributes: dict, real: 
         draw.text((4, y + size // 2 - 5), colour, fill="black")
         tiles = [Image.fromarray(a) for a in real_by_colour[colour][:n_real]]
         tiles += [None] * (n_real - len(tiles))
-        tiles += [Image.open(folder / s["file"]).convert("RGB") for s in by_colour[colour][:per_row]]
+        tiles += [Image.open(folder / s.file).convert("RGB") for s in by_colour[colour][:per_row]]
         for c, tile in enumerate(tiles):
             if tile is not None:
                 grid.paste(tile.resize((size, size)), (label_w + gap + c * (size + gap), y))
@@ -99,9 +93,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     p.add_argument("--extra_json", type=Path, default=None, help="metrics JSON (e.g. from IS.py) to merge")
     args = p.parse_args(argv)
 
-    samples = read_samples(args.samples)
+    try:
+        samples = read_samples(args.samples)
+    except SSAGANError as e:
+        raise SystemExit(f"demo_report: error: {e}") from e
     attributes = load_attributes(args.data_dir, "test")
-    size = np.asarray(Image.open(args.samples / samples[0]["file"])).shape[0]
+    size = np.asarray(Image.open(args.samples / samples[0].file)).shape[0]
     real = real_crops(args.data_dir, size)
     result = score(samples, args.samples, attributes, real)
     if args.extra_json is not None and args.extra_json.is_file():

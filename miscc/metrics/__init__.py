@@ -1,0 +1,26 @@
+"""Evaluation without TensorFlow: IS, FID, R-precision, classifier IS and LPIPS diversity.
+
+Callers use the registry: fill an ``EvalContext`` and compute metrics by name::
+
+    ctx = EvalContext(images=..., records=..., inception=InceptionExtractor(weights), reference=...)
+    results = compute_metrics(["inception_score", "fid"], ctx)   # or METRICS["fid"](ctx)
+
+One module per job:
+
+    stats        IS from logits, mean/covariance, RunningMoments, FID from statistics, .npz files
+    sources      ImageSource (uint8 batches in order), GeneratedImages (in memory, no files)
+    images       image folders, sampler folders, the CUB reference crops
+    inception    Inception weights, the network, extract_features
+    reference    FID reference statistics with their cache
+    rprecision   R-precision with the DAMSM encoders
+    classifier   IS with a user-given classifier
+    diversity    LPIPS diversity
+    context      EvalContext;  registry: METRICS, MetricSpec, compute_metrics
+
+``IS.py`` is the command line; docs/EVALUATION.md pins the protocol.
+"""
+from miscc.metrics.context import EvalContext
+from miscc.metrics.registry import METRICS, MetricSpec, compute_metrics
+from miscc.metrics.sources import GeneratedImages, ImageSource
+
+__all__ = ["EvalContext", "METRICS", "MetricSpec", "compute_metrics", "GeneratedImages", "ImageSource"]

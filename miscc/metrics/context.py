@@ -1,0 +1,59 @@
+"""The evaluation context: everything a metric of the registry may read, in one object.
+
+IS.py fills it from files (a sampler folder, records from samples.jsonl); a training loop fills it
+with ``GeneratedImages`` and the records it generated from. The metrics cannot tell the difference,
+which is what makes the two give the same numbers for the same images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import torch
+
+from miscc.metrics.classifier import ClassifierIS
+from miscc.metrics.diversity import LpipsNet
+from miscc.metrics.images import ImageSet
+from miscc.metrics.inception import Features, InceptionExtractor, extract_features
+from miscc.metrics.reference import ReferenceStats
+from miscc.metrics.rprecision import DamsmEncoders
+from miscc.metrics.sources import GeneratedImages, ImageSource
+from miscc.sample_protocol import SampleRecord
+
+
+@dataclass
+class EvalContext:
+    """Inputs and options of one evaluation; a metric reads the fields its ``MetricSpec.needs`` names.
+
+    ``images`` feed IS, FID and classifier IS; ``records`` say which caption made each image, and
+    ``record_images`` are the images in record order (R-precision, LPIPS; default: ``images``, which
+    is right whenever the records list exactly those images). Inception features are extracted on
+    first use and shared by every metric that needs them. Metrics append protocol caveats to
+    ``notes``.
+    """
+    images: Optional[Union[ImageSet, GeneratedImages]] = None
+    records: Optional[Sequence[SampleRecord]] = None
+    record_images: Optional[ImageSource] = None
+    inception: Optional[InceptionExtractor] = None
+    reference: Optional[ReferenceStats] = None
+    encoders: Optional[DamsmEncoders] = None
+    classifier: Optional[ClassifierIS] = None
+    lpips: Optional[LpipsNet] = None
+    splits: int = 10
+    seed: int = 0  # of R-precision's mismatched-caption draw
+    batch_size: int = 50
+    device: Union[str, torch.device] = "cpu"
+    workers: int = 0
+    notes: list[str] = field(default_factory=list)
+    _features: Optional[Features] = field(default=None, init=False, repr=False)
+
+    def features(self) -> Features:
+        """Inception pool3 moments and logits of ``images``, extracted once."""
+        if self._features is None:
+            self._features = extract_features(self.images, self.inception, batch_size=self.batch_size,
+                                              device=self.device, workers=self.workers, desc="generated")
+        return self._features
+
+    def paired_images(self) -> ImageSource:
+        """The image of each record, in record order."""
+        return self.images if self.record_images is None else self.record_images

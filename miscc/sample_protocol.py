@@ -1,0 +1,110 @@
+"""The sample folder protocol: what the sampler writes and what every reader of such a folder reads.
+
+    <out_dir>/img/000000.png ...   RGB at the generator's resolution (``images_to_uint8``)
+    <out_dir>/mask/000000.png ...  the last-stage mask, greyscale
+    <out_dir>/samples.jsonl        one ``SampleRecord`` per image, in image order
+    <out_dir>/grid.png             user captions only
+    <out_dir>/DONE.json            written last
+
+The names, the record's fields and the pixel conversion are a frozen surface: IS.py, the demo report
+and users' scripts read folders written by earlier versions, and in-memory evaluation must see the
+pixels the PNG files hold. docs/SAMPLING.md describes the folder for users.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, TextIO
+
+import torch
+
+from miscc.errors import SSAGANError
+
+SAMPLES_FILE = "samples.jsonl"
+DONE_FILE = "DONE.json"
+GRID_FILE = "grid.png"
+IMAGE_DIR = "img"
+MASK_DIR = "mask"
+
+
+def image_file(index: int) -> str:
+    """Image ``index`` relative to the folder; zero-padded so that names sort in image order."""
+    return f"{IMAGE_DIR}/{index:06d}.png"
+
+
+def mask_file(index: int) -> str:
+    return f"{MASK_DIR}/{index:06d}.png"
+
+
+def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> uint8 by truncation, as the original wrote its PNGs; every in-memory
+    evaluation uses this too, so it sees exactly the pixels of the files."""
+    return ((images.detach() + 1) * 127.5).clamp(0, 255).to(torch.uint8)
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One line of samples.jsonl: which caption (as the text encoder read it) made which image."""
+    file: str  # relative to the folder, e.g. img/000000.png
+    mask: Optional[str]
+    key: str  # dataset image key (CUB: class folder/name), or '<captions file>:<line>'
+    caption_idx: int
+    text: str
+    tokens: tuple[int, ...]
+    repeat: int  # sampling pass (dataset captions) or sample number (user captions)
+
+    @classmethod
+    def numbered(cls, index: int, key: str, caption_idx: int, text: str, tokens: Iterable[int],
+                 repeat: int) -> "SampleRecord":
+        """The record of image ``index`` of a folder, with the protocol's file names."""
+        return cls(image_file(index), mask_file(index), key, caption_idx, text, tuple(tokens), repeat)
+
+    def to_json(self) -> str:
+        return json.dumps({"file": self.file, "mask": self.mask, "key": self.key,
+                           "caption_idx": self.caption_idx, "text": self.text, "tokens": list(self.tokens),
+                           "repeat": self.repeat})
+
+    @classmethod
+    def from_json(cls, line: str) -> "SampleRecord":
+        """Parse one line; raises ValueError, KeyError or TypeError on a malformed one.
+
+        ``mask``, ``text`` and ``repeat`` are optional so that hand-written records (file, key,
+        caption_idx, tokens) can be evaluated too.
+        """
+        row = json.loads(line)
+        mask = row.get("mask")
+        return cls(str(row["file"]), None if mask is None else str(mask), str(row["key"]),
+                   int(row["caption_idx"]), str(row.get("text", "")), tuple(int(t) for t in row["tokens"]),
+                   int(row.get("repeat", 0)))
+
+
+def write_records(stream: TextIO, records: Iterable[SampleRecord]) -> None:
+    stream.write("".join(r.to_json() + "\n" for r in records))
+
+
+def read_samples(sample_dir: str | os.PathLike) -> list[SampleRecord]:
+    """Parse ``sample_dir/samples.jsonl``; every line must name an existing image and non-empty tokens."""
+    sample_dir = Path(sample_dir)
+    path = sample_dir / SAMPLES_FILE
+    if not path.is_file():
+        raise SSAGANError(f"{path} does not exist: pass a folder written by the sampler (main.py --sample), "
+                          "whose records say which caption made each image.")
+    records = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = SampleRecord.from_json(line)
+        except (ValueError, KeyError, TypeError) as e:
+            raise SSAGANError(f"{path}:{n}: not a sample record with file, key, caption_idx and "
+                              f"tokens ({type(e).__name__}: {e}).") from e
+        if not rec.tokens or min(rec.tokens) < 0:
+            raise SSAGANError(f"{path}:{n}: tokens must be a non-empty list of word ids >= 0.")
+        if not (sample_dir / rec.file).is_file():
+            raise SSAGANError(f"{path}:{n}: image {sample_dir / rec.file} does not exist.")
+        records.append(rec)
+    if not records:
+        raise SSAGANError(f"{path} is empty.")
+    return records
