@@ -127,15 +127,21 @@ def encode_sentence(text: str, wordtoix: dict[str, int]) -> list[int]:
     unknown = list(dict.fromkeys(t for t in tokens if t not in wordtoix))
     if unknown:
         vocab = [w for w in wordtoix if w != END_TOKEN]
-        parts = []
-        for word in unknown:
-            close = difflib.get_close_matches(word, vocab, n=3)
-            parts.append(f"{word!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         raise SSAGANError(
             f"caption {text!r}: {len(unknown)} word(s) not in the vocabulary of {len(wordtoix)} words "
-            f"(training captions only, no <unk>): {'; '.join(parts)}. Examples of known words: "
-            f"{', '.join(vocab[:10])}. Rephrase with known words.")
+            f"(training captions only, no <unk>): {unknown_words_hint(unknown, wordtoix)}. Examples of "
+            f"known words: {', '.join(vocab[:10])}. Rephrase with known words.")
     return [wordtoix[t] for t in tokens]
+
+
+def unknown_words_hint(unknown: Sequence[str], wordtoix: dict[str, int]) -> str:
+    """"'grey' (did you mean green, red?); 'zq'": each unknown word with up to 3 close known words."""
+    vocab = [w for w in wordtoix if w != END_TOKEN]
+    parts = []
+    for word in unknown:
+        close = difflib.get_close_matches(word, vocab, n=3)
+        parts.append(f"{word!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return "; ".join(parts)
 
 
 def caption_too_long(ids: Sequence[int], words_num: int = 18) -> Optional[str]:

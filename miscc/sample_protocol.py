@@ -1,7 +1,8 @@
 """The sample folder protocol: what the sampler writes and what every reader of such a folder reads.
 
     <out_dir>/img/000000.png ...   RGB at the generator's resolution (``images_to_uint8``)
-    <out_dir>/mask/000000.png ...  the last-stage mask, greyscale
+    <out_dir>/mask/000000.png ...  the last-stage mask, greyscale (not with --masks none)
+    <out_dir>/stage_mask/000000_s0.png ...  every stage's mask upsampled to the image (--masks all)
     <out_dir>/samples.jsonl        one ``SampleRecord`` per image, in image order
     <out_dir>/grid.png             user captions only
     <out_dir>/DONE.json            written last
@@ -16,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, TextIO
+from typing import Any, Iterable, Optional, TextIO
 
 import torch
 
@@ -27,6 +28,7 @@ DONE_FILE = "DONE.json"
 GRID_FILE = "grid.png"
 IMAGE_DIR = "img"
 MASK_DIR = "mask"
+STAGE_DIR = "stage_mask"
 
 
 def image_file(index: int) -> str:
@@ -36,6 +38,11 @@ def image_file(index: int) -> str:
 
 def mask_file(index: int) -> str:
     return f"{MASK_DIR}/{index:06d}.png"
+
+
+def stage_mask_file(index: int, stage: int) -> str:
+    """Stage ``stage`` (0 = the first, 4 x 4) of image ``index``, upsampled for viewing."""
+    return f"{STAGE_DIR}/{index:06d}_s{stage}.png"
 
 
 def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -54,6 +61,9 @@ class SampleRecord:
     text: str
     tokens: tuple[int, ...]
     repeat: int  # sampling pass (dataset captions) or sample number (user captions)
+    # Optional fields, written after the others: stage_masks / stage_mask_sizes (--masks all), and
+    # dropped / marked (user captions: words left out and the sentence with them marked).
+    extra: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def numbered(cls, index: int, key: str, caption_idx: int, text: str, tokens: Iterable[int],
@@ -62,9 +72,11 @@ class SampleRecord:
         return cls(image_file(index), mask_file(index), key, caption_idx, text, tuple(tokens), repeat)
 
     def to_json(self) -> str:
-        return json.dumps({"file": self.file, "mask": self.mask, "key": self.key,
-                           "caption_idx": self.caption_idx, "text": self.text, "tokens": list(self.tokens),
-                           "repeat": self.repeat})
+        row = {"file": self.file, "mask": self.mask, "key": self.key, "caption_idx": self.caption_idx,
+               "text": self.text, "tokens": list(self.tokens), "repeat": self.repeat, **dict(self.extra)}
+        if self.mask is None:
+            del row["mask"]
+        return json.dumps(row)
 
     @classmethod
     def from_json(cls, line: str) -> "SampleRecord":
@@ -75,9 +87,13 @@ class SampleRecord:
         """
         row = json.loads(line)
         mask = row.get("mask")
+        extra = tuple((k, v) for k, v in row.items() if k not in _CORE_FIELDS)
         return cls(str(row["file"]), None if mask is None else str(mask), str(row["key"]),
                    int(row["caption_idx"]), str(row.get("text", "")), tuple(int(t) for t in row["tokens"]),
-                   int(row.get("repeat", 0)))
+                   int(row.get("repeat", 0)), extra)
+
+
+_CORE_FIELDS = ("file", "mask", "key", "caption_idx", "text", "tokens", "repeat")
 
 
 def write_records(stream: TextIO, records: Iterable[SampleRecord]) -> None:

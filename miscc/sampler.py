@@ -4,7 +4,8 @@
 docs/SAMPLING.md documents the protocol and the folder layout; in short::
 
     <out_dir>/img/000000.png ...   RGB at the generator's resolution
-    <out_dir>/mask/000000.png ...  the last-stage mask masks[-1], greyscale
+    <out_dir>/mask/000000.png ...  the last-stage mask masks[-1], greyscale (masks 'last' or 'all')
+    <out_dir>/stage_mask/000000_s0.png ...  masks 'all': every stage's mask, upsampled to image size
     <out_dir>/samples.jsonl        one record per image (file, mask, key, caption_idx, text, tokens, repeat)
     <out_dir>/grid.png             user captions only: caption | images | masks, one row per caption
     <out_dir>/DONE.json            written last: count, checkpoints, seed, protocol
@@ -27,25 +28,27 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from tqdm import tqdm
 
 from DAMSM import RNN_ENCODER, encode_text
-from datasets import TextDataset, caption_array, caption_too_long, encode_sentence
+from datasets import TextDataset, caption_array
 from miscc import distributed
 from miscc.checkpoint import load_checkpoint
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.factory import NOISE_DIM, build_dataset, build_generator, build_text_encoder, get_device, run_layout
+from miscc.grid import caption_block, caption_grid
 from miscc.run_layout import atomic_write_json, companion, epoch_from_name, newest_snapshot
-from miscc.sample_protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, SAMPLES_FILE, SampleRecord,
-                                   image_file, images_to_uint8, mask_file, write_records)
+from miscc.sample_protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, SAMPLES_FILE, STAGE_DIR, SampleRecord,
+                                   image_file, images_to_uint8, mask_file, stage_mask_file, write_records)
+from miscc.user_captions import UserCaption, check_policy, read_captions_file
 from model import NetG
 
 MODES = ("main", "finetune")
 CAPTION_MODES = ("every", "random")
-_OUR_FILES = (IMAGE_DIR, MASK_DIR, SAMPLES_FILE, DONE_FILE, GRID_FILE)
-_GRID_PAD = 2
+MASK_MODES = ("last", "all", "none")
+_OUR_FILES = (IMAGE_DIR, MASK_DIR, STAGE_DIR, SAMPLES_FILE, DONE_FILE, GRID_FILE)
 
 
 @dataclass(frozen=True)
@@ -150,46 +153,23 @@ def dataset_caption_jobs(dataset: TextDataset, caption_mode: str, repeat: int, s
     return jobs, torch.cat(noise)
 
 
-def read_captions_file(path: str | os.PathLike, wordtoix: dict[str, int], words_num: int
-                       ) -> list[tuple[int, tuple[int, ...]]]:
-    """(line number, word ids) per non-blank line; every problem of the file in one SSAGANError."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError as e:
-        raise SSAGANError(f"captions file {path} does not exist.") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise SSAGANError(f"captions file {path} cannot be read as UTF-8 text: {e}") from e
-    captions, problems = [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            ids = encode_sentence(line, wordtoix)
-        except SSAGANError as e:
-            problems.append(f"line {number}: {e}")
-            continue
-        too_long = caption_too_long(ids, words_num)
-        if too_long:
-            problems.append(f"line {number}: {too_long}")
-            continue
-        captions.append((number, tuple(ids)))
-    if problems:
-        raise SSAGANError(f"captions file {path}: {len(problems)} line(s) cannot be used:\n  "
-                          + "\n  ".join(problems))
-    if not captions:
-        raise SSAGANError(f"captions file {path} holds no caption: write one sentence per line.")
-    return captions
-
-
-def user_caption_jobs(captions: Sequence[tuple[int, tuple[int, ...]]], per_caption: int, source: str,
-                      seed: int) -> tuple[list[Job], torch.Tensor]:
+def user_caption_jobs(captions: Sequence[UserCaption], per_caption: int, source: str, seed: int,
+                      same_noise: bool = False) -> tuple[list[Job], torch.Tensor]:
     """``per_caption`` jobs per caption (caption-major); key = '<file name>:<line>', caption_idx = the
-    caption's position in the file, repeat = sample number; one seeded randn draw for all."""
-    jobs = [Job(f"{source}:{number}", c, ids, j)
-            for c, (number, ids) in enumerate(captions) for j in range(per_caption)]
-    noise = torch.randn(len(jobs), NOISE_DIM, generator=torch.Generator().manual_seed(seed))
-    return jobs, noise
+    caption's position in the file, repeat = sample number; one seeded randn draw for all.
+
+    ``same_noise``: sample j of every caption gets the j-th of ``per_caption`` draws of randn(100),
+    so captions differ only by their text. One draw per vector (not one randn(k, 100): torch fills
+    the tail of a large draw differently) makes vector j depend on the seed and j only, not on how
+    many samples or captions there are: the interactive page relies on it.
+    """
+    jobs = [Job(f"{source}:{cap.line}", c, cap.ids, j)
+            for c, cap in enumerate(captions) for j in range(per_caption)]
+    generator = torch.Generator().manual_seed(seed)
+    if same_noise:
+        rows = [torch.randn(1, NOISE_DIM, generator=generator) for _ in range(per_caption)]
+        return jobs, torch.cat(rows).repeat(len(captions), 1)
+    return jobs, torch.randn(len(jobs), NOISE_DIM, generator=generator)
 
 
 # --- writing --------------------------------------------------------------------------------------
@@ -243,7 +223,7 @@ def _writer() -> PngWriter:
     return PngWriter(ThreadPoolExecutor(workers, thread_name_prefix="png"), max_pending=2 * workers)
 
 
-def _prepare_out_dir(out: Path) -> None:
+def _prepare_out_dir(out: Path, masks: str = "last") -> None:
     """Refuse a foreign non-empty folder; clear a previous sampler run so no stale image survives."""
     if out.exists() and any(out.iterdir()):
         parts = list(out.glob(f".{SAMPLES_FILE}.rank*"))  # left by an interrupted multi-process run
@@ -259,7 +239,10 @@ def _prepare_out_dir(out: Path) -> None:
             elif p.exists():
                 p.unlink()
     (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
-    (out / MASK_DIR).mkdir(exist_ok=True)
+    if masks != "none":
+        (out / MASK_DIR).mkdir(exist_ok=True)
+    if masks == "all":
+        (out / STAGE_DIR).mkdir(exist_ok=True)
 
 
 def caption_tensors(batch: Sequence[Job]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,10 +271,46 @@ def _merge_records(out: Path, world: int) -> None:
 
 
 @torch.no_grad()
+def generate_batch(batch: Sequence[Job], noise: torch.Tensor, netG: NetG, text_encoder: RNN_ENCODER,
+                   device: torch.device, masks: str = "last") -> tuple[np.ndarray, list[np.ndarray]]:
+    """One batch in memory: (RGB uint8 B x H x W x 3, [uint8 B x r x r per mask stage]).
+
+    ``masks``: 'last' = [masks[-1]], 'all' = every stage at its own size r (4, 8, ... image size),
+    'none' = []. ``generate`` writes these arrays to files; the interactive page shows them.
+    """
+    caps, lens = caption_tensors(batch)
+    _, sent = encode_text(text_encoder, caps.to(device), lens.to(device))
+    imgs, stage_masks = netG(noise.to(device), sent)
+    rgb = images_to_uint8(imgs).permute(0, 2, 3, 1).cpu().numpy()
+    chosen = {"last": stage_masks[-1:], "all": stage_masks, "none": []}[masks]
+    return rgb, [(m.clamp(0, 1) * 255).to(torch.uint8)[:, 0].cpu().numpy() for m in chosen]
+
+
+def _mask_files(out: Path, index: int, masks: str, stages: int) -> list[Path]:
+    """The mask files ``generate`` wrote for image ``index``, smallest stage first."""
+    if masks == "all":
+        return [out / stage_mask_file(index, i) for i in range(stages)]
+    return [out / mask_file(index)] if masks == "last" else []
+
+
+def upsample_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour r x r -> size x size: each mask cell becomes a block, so the raw mask stays
+    readable (and exactly recoverable) in the viewing copy."""
+    r = mask.shape[0]
+    if size % r == 0:
+        return mask.repeat(size // r, axis=0).repeat(size // r, axis=1)
+    return np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
+
+
+@torch.no_grad()
 def generate(jobs: Sequence[Job], noise: torch.Tensor, netG: NetG, text_encoder: RNN_ENCODER,
-             device: torch.device, batch_size: int, out: Path, ixtoword: dict[int, str]) -> None:
+             device: torch.device, batch_size: int, out: Path, ixtoword: dict[int, str],
+             masks: str = "last", extras: Optional[Sequence[Mapping[str, Any]]] = None) -> None:
     """Generate every job in order (the last batch may be smaller) and write images, masks, records.
 
+    ``masks`` as in ``generate_batch``; 'all' also writes ``stage_mask/<n>_s<i>.png`` (stage i
+    upsampled to the image size) and records their paths and raw sizes. ``extras[caption_idx]``:
+    fields added to the records of that caption (user captions: what was dropped).
     Under torchrun, batch k is generated by rank k % world_size: every batch holds the same jobs as
     in one process, so the images are those a single process writes. Each rank writes its records to
     its own part file; the caller merges them (``_merge_records``) once every rank is done.
@@ -305,73 +324,35 @@ def generate(jobs: Sequence[Job], noise: torch.Tensor, netG: NetG, text_encoder:
             tqdm(total=mine, unit="img", desc="sampling", disable=distributed.bar_disabled()) as bar:
         for start in starts:
             batch = jobs[start:start + batch_size]
-            caps, lens = caption_tensors(batch)
-            _, sent = encode_text(text_encoder, caps.to(device), lens.to(device))
-            imgs, masks = netG(noise[start:start + len(batch)].to(device), sent)
-            rgb = images_to_uint8(imgs).permute(0, 2, 3, 1).cpu().numpy()
-            grey = (masks[-1].clamp(0, 1) * 255).to(torch.uint8)[:, 0].cpu().numpy()
+            rgb, grey = generate_batch(batch, noise[start:start + len(batch)], netG, text_encoder, device,
+                                       masks)
             items, records = [], []
             for row, job in enumerate(batch):
-                record = SampleRecord.numbered(start + row, job.key, job.caption_idx,
-                                               " ".join(ixtoword[t] for t in job.tokens), job.tokens, job.repeat)
-                items += [(str(out / record.file), rgb[row]), (str(out / record.mask), grey[row])]
-                records.append(record)
+                index = start + row
+                extra: tuple = ()
+                items.append((str(out / image_file(index)), rgb[row]))
+                if masks != "none":
+                    items.append((str(out / mask_file(index)), grey[-1][row]))
+                if masks == "all":
+                    stage_names = [stage_mask_file(index, i) for i in range(len(grey))]
+                    items += [(str(out / n), upsample_mask(g[row], rgb.shape[1])) for n, g in zip(stage_names, grey)]
+                    extra += (("stage_masks", stage_names), ("stage_mask_sizes", [g.shape[1] for g in grey]))
+                if extras is not None:
+                    extra += tuple(extras[job.caption_idx].items())
+                records.append(SampleRecord(image_file(index), None if masks == "none" else mask_file(index), job.key,
+                                            job.caption_idx, " ".join(ixtoword[t] for t in job.tokens),
+                                            tuple(job.tokens), job.repeat, extra))
             writer.submit(items)
             write_records(log, records)
             bar.update(len(batch))
-
-
-# --- grid -----------------------------------------------------------------------------------------
-
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int) -> list[str]:
-    """Greedy word wrap to ``width`` pixels; an overflowing last line ends in '...'."""
-    lines: list[str] = []
-    for word in text.split():
-        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    if len(lines) > max_lines:
-        last = lines[max_lines - 1]
-        while " " in last and font.getlength(f"{last} ...") > width:
-            last = last.rsplit(" ", 1)[0]
-        lines = lines[:max_lines - 1] + [f"{last} ..."]
-    return lines
-
-
-def caption_grid(rows: Sequence[tuple[str, Sequence[Path], Sequence[Path]]], size: int) -> Image.Image:
-    """One row per caption: its text in a 3*size wide panel, then its images, then their masks.
-
-    Tiles are size x size with a 2-pixel gap after each tile and above each row, so the grid is
-    (3*size + 2*k*(size+2)) x (2 + n*(size+2)) for n rows of k images. Masks are resized (nearest)
-    to the image size when a generator's last mask is smaller.
-    """
-    k = len(rows[0][1])
-    cell = size + _GRID_PAD
-    text_width = 3 * size
-    grid = Image.new("RGB", (text_width + 2 * k * cell, _GRID_PAD + len(rows) * cell), "white")
-    draw = ImageDraw.Draw(grid)
-    font = ImageFont.load_default(size=max(10, size // 16))
-    line_height = font.size + 3
-    for r, (text, images, masks) in enumerate(rows):
-        y = _GRID_PAD + r * cell
-        lines = _wrap(text, font, text_width - 2 * _GRID_PAD, max(1, size // line_height))
-        for n, line in enumerate(lines):
-            draw.text((_GRID_PAD, y + n * line_height), line, fill="black", font=font)
-        for j, path in enumerate([*images, *masks]):
-            with Image.open(path) as im:
-                tile = im.convert("RGB")
-            if tile.size != (size, size):
-                tile = tile.resize((size, size), Image.NEAREST)
-            grid.paste(tile, (text_width + j * cell, y))
-    return grid
 
 
 # --- entry point ----------------------------------------------------------------------------------
 
 def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int = 1,
            caption_mode: str = "every", per_caption: int = 4, out_dir: Optional[str] = None,
-           batch_size: Optional[int] = None) -> Path:
+           batch_size: Optional[int] = None, unknown: str = "drop", masks: str = "last",
+           same_noise: bool = False) -> Path:
     """Generate from the test captions (default) or from ``captions_file``; return the output folder.
 
     Everything else comes from ``cfg``: TRAIN.NET_G (or the newest netG_<epoch>.pth of the run),
@@ -381,20 +362,30 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
 
     Test captions: ``caption_mode`` ``every`` = each caption once per pass (CUB: 29,330 images),
     ``random`` = one random caption per image (the original protocol); ``repeat`` passes with fresh
-    noise. User captions: ``per_caption`` images per non-blank line, plus ``grid.png``. The default
-    folder is ``<run folder>/samples/<netG stem>_<mode>`` (``..._<captions file stem>`` for user captions).
+    noise. User captions: ``per_caption`` images per non-blank line, plus ``grid.png``; ``unknown``
+    'drop' leaves out words the vocabulary lacks (with warnings; records and grid mark them), 'error'
+    refuses the file (miscc/user_captions.py); ``same_noise`` gives every line the same
+    ``per_caption`` noise vectors. ``masks``: 'last' (the last stage), 'all' (every stage), 'none'.
+    The default folder is ``<run folder>/samples/<netG stem>_<mode>`` (``..._<captions file stem>`` for
+    user captions).
     """
     if mode not in MODES:
         raise SSAGANError(f"sampling mode must be one of {list(MODES)}, got {mode!r}.")
     if caption_mode not in CAPTION_MODES:
         raise SSAGANError(f"caption mode must be one of {list(CAPTION_MODES)}, got {caption_mode!r}.")
+    if masks not in MASK_MODES:
+        raise SSAGANError(f"--masks must be one of {list(MASK_MODES)}, got {masks!r}.")
+    check_policy(unknown)
+    if same_noise and not captions_file:
+        raise SSAGANError("--same_noise applies to a captions file (--captions): the test-caption protocol "
+                          "gives every image its own noise.")
     batch_size = cfg.TRAIN.BATCH_SIZE if batch_size is None else batch_size
     for name, value in (("repeat", repeat), ("per_caption", per_caption), ("batch size", batch_size)):
         if value < 1:
             raise SSAGANError(f"{name} must be at least 1, got {value}.")
 
     dataset = build_dataset("test")
-    captions = (read_captions_file(captions_file, dataset.wordtoix, dataset.words_num)
+    captions = (read_captions_file(captions_file, dataset.wordtoix, dataset.words_num, unknown)
                 if captions_file else None)
     netg_path = generator_path()
     encoder_path = text_encoder_path(mode, netg_path)
@@ -404,12 +395,15 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
     summary: dict = {"mode": mode, "seed": cfg.SEED, "netG": os.path.abspath(netg_path),
                      "text_encoder": os.path.abspath(encoder_path),
                      "data_dir": os.path.abspath(dataset.data_dir),
-                     "image_size": netG.imsize, "words_num": dataset.words_num}
+                     "image_size": netG.imsize, "words_num": dataset.words_num, "masks": masks}
+    extra = None
     if captions is not None:
         source = Path(captions_file)
-        jobs, noise = user_caption_jobs(captions, per_caption, source.name, cfg.SEED)
+        jobs, noise = user_caption_jobs(captions, per_caption, source.name, cfg.SEED, same_noise)
+        extra = [{"dropped": cap.dropped, "marked": cap.marked} for cap in captions]
         default_name = f"{netg_path.stem}_{mode}_{source.stem}"
-        summary.update(protocol="captions", captions_file=os.path.abspath(source), per_caption=per_caption)
+        summary.update(protocol="captions", captions_file=os.path.abspath(source), per_caption=per_caption,
+                       unknown=unknown, same_noise=same_noise)
     else:
         jobs, noise = dataset_caption_jobs(dataset, caption_mode, repeat, cfg.SEED)
         default_name = f"{netg_path.stem}_{mode}"
@@ -418,20 +412,20 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
 
     out = Path(out_dir) if out_dir else run_layout().samples / default_name
     if distributed.is_main():
-        _prepare_out_dir(out)
+        _prepare_out_dir(out, masks)
     distributed.barrier()
-    generate(jobs, noise, netG, text_encoder, device, batch_size, out, dataset.ixtoword)
+    generate(jobs, noise, netG, text_encoder, device, batch_size, out, dataset.ixtoword, masks, extra)
     distributed.barrier()
     if not distributed.is_main():
         return out
     if distributed.world_size() > 1:
         _merge_records(out, distributed.world_size())
     if captions is not None:
-        rows = []
-        for c in range(len(captions)):
+        blocks = []
+        for c, cap in enumerate(captions):
             indices = range(c * per_caption, (c + 1) * per_caption)
-            text = " ".join(dataset.ixtoword[t] for t in captions[c][1])
-            rows.append((text, [out / image_file(i) for i in indices], [out / mask_file(i) for i in indices]))
-        caption_grid(rows, netG.imsize).save(out / GRID_FILE)
+            blocks.append(caption_block(cap.marked, [out / image_file(i) for i in indices],
+                                        [_mask_files(out, i, masks, netG.num_blocks) for i in indices], masks))
+        caption_grid(blocks, netG.imsize).save(out / GRID_FILE)
     atomic_write_json(out / DONE_FILE, {"count": len(jobs), **summary})
     return out

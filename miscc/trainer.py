@@ -401,6 +401,15 @@ def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--caption_mode", choices=("every", "random"), default="every",
                         help="every test caption once (default) or one random caption per image (original)")
     parser.add_argument("--per_caption", type=int, default=4, help="samples per user caption")
+    parser.add_argument("--unknown", choices=("drop", "error"), default="drop",
+                        help="--captions words outside the vocabulary: drop them with a warning (default; "
+                             "a line with no known word is skipped) or refuse the file")
+    parser.add_argument("--masks", choices=("last", "all", "none"), default="last",
+                        help="masks written: the last stage (default), every stage (upsampled to the image "
+                             "size, raw sizes in samples.jsonl), or none")
+    parser.add_argument("--same_noise", action="store_true",
+                        help="--captions: every line gets the same --per_caption noise vectors, so rows of the "
+                             "grid differ only by their text")
     parser.add_argument("--out_dir", default=None,
                         help="sample folder (default OUTPUT_DIR/<CONFIG_NAME>/samples/<netG stem>_<mode>)")
 
@@ -410,7 +419,8 @@ def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
                 from miscc.sampler import sample
                 out = sample(mode=mode, captions_file=args.captions, repeat=args.repeat,
                              caption_mode=args.caption_mode, per_caption=args.per_caption,
-                             out_dir=args.out_dir)
+                             out_dir=args.out_dir, unknown=args.unknown, masks=args.masks,
+                             same_noise=args.same_noise)
                 if distributed.is_main():
                     print(f"samples written to {out}")
             else:

@@ -2,5 +2,7 @@
 # Install what the project needs and run the whole test suite (CPU only, a few minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -r requirements.txt
+python -m pip install -q -r requirements.txt -r requirements-app.txt
+# tests/test_page_browser.py also needs a headless Chromium (Debian: apt-get install -y chromium
+# chromium-driver); without it that test is skipped with this hint.
 python -m pytest -q "$@"

@@ -239,12 +239,12 @@ def test_user_captions_write_images_masks_and_a_grid(setup):
     assert json.loads((out / DONE_FILE).read_text())["protocol"] == "captions"
 
 
-def test_unknown_words_are_listed_with_their_line(setup):
+def test_unknown_error_refuses_the_file_listing_unknown_words_with_their_line(setup):
     known = setup["dataset"].ixtoword[setup["dataset"].captions[0][0]]
     captions = setup["tmp"] / "caps.txt"
     captions.write_text(f"{known}\n\na {known} zqxwv bird\nflorble {known}\n")
     with pytest.raises(SSAGANError) as err:
-        sample(captions_file=str(captions))
+        sample(captions_file=str(captions), unknown="error")
     msg = str(err.value)
     assert "line 3" in msg and "zqxwv" in msg and "line 4" in msg and "florble" in msg
     assert str(setup["n_words"]) in msg and "line 1" not in msg

@@ -1,0 +1,148 @@
+"""A user's sentences as the text encoder reads them (issue #14): unknown words dropped or refused.
+
+The text encoder knows only the words of the training captions and has no ``<unk>`` row, so a word
+outside the vocabulary cannot be read at all. Two policies:
+
+* ``drop`` (default): the unknown words are left out and reported (one warning per line, with the
+  "did you mean" hints of ``datasets.unknown_words_hint``); a line left with no known word is skipped
+  with a warning; only a file with no usable line is an error. What the model read is kept next to
+  what was typed (``UserCaption.marked``: dropped words in brackets), so nothing is hidden.
+* ``error``: any unknown word refuses the whole file, every problem listed with its line (the
+  behaviour before issue #14).
+
+A sentence longer than TEXT.WORDS_NUM (counted after dropping) is an error under both policies:
+the encoder would read a random subset of it, which the user should choose instead.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from datasets import caption_too_long, encode_sentence, tokenize, unknown_words_hint
+from miscc.errors import SSAGANError
+
+UNKNOWN_POLICIES = ("drop", "error")
+
+
+class UserCaptionWarning(UserWarning):
+    """A captions-file line was changed (words dropped) or skipped under ``--unknown drop``."""
+
+
+class UnreadableCaption(SSAGANError):
+    """No word of the sentence is in the vocabulary: under ``drop`` the line is skipped, not fatal."""
+
+
+@dataclass(frozen=True)
+class UserCaption:
+    """One sentence: every word as tokenised, which of them the vocabulary knows, and the ids read."""
+    line: int
+    words: tuple[str, ...]
+    known: tuple[bool, ...]
+    ids: tuple[int, ...]
+
+    @property
+    def dropped(self) -> list[str]:
+        """The unknown words, each once, in order of appearance."""
+        return list(dict.fromkeys(w for w, k in zip(self.words, self.known) if not k))
+
+    @property
+    def read_as(self) -> str:
+        """The sentence as the text encoder reads it (lower case, known words only)."""
+        return " ".join(w for w, k in zip(self.words, self.known) if k)
+
+    @property
+    def marked(self) -> str:
+        """The sentence with every dropped word in brackets, e.g. 'a [grey] bird'."""
+        return " ".join(w if k else f"[{w}]" for w, k in zip(self.words, self.known))
+
+
+def check_policy(unknown: str) -> None:
+    if unknown not in UNKNOWN_POLICIES:
+        raise SSAGANError(f"--unknown must be one of {list(UNKNOWN_POLICIES)}, got {unknown!r}.")
+
+
+def read_caption(text: str, wordtoix: dict[str, int], words_num: int, unknown: str = "drop",
+                 line: int = 0) -> UserCaption:
+    """One sentence -> UserCaption; raises UnreadableCaption (drop: no known word) or SSAGANError.
+
+    Under ``error`` the messages are ``datasets.encode_sentence``'s; under ``drop`` a sentence of
+    unknown words only, or of no word at all, is UnreadableCaption naming them with their hints.
+    """
+    check_policy(unknown)
+    if unknown == "error":
+        ids = tuple(encode_sentence(text, wordtoix))
+        words = tuple(tokenize(text) or ())
+        caption = UserCaption(line, words, (True,) * len(words), ids)
+    else:
+        words = tuple(tokenize(text) or ())
+        known = tuple(w in wordtoix for w in words)
+        caption = UserCaption(line, words, known, tuple(wordtoix[w] for w, k in zip(words, known) if k))
+        if not words:
+            raise UnreadableCaption(f"caption {text!r} contains no words (letters or digits).")
+        if not caption.ids:
+            raise UnreadableCaption(
+                f"caption {text!r} has no word the model knows (vocabulary of {len(wordtoix)} words, "
+                f"training captions only): {unknown_words_hint(caption.dropped, wordtoix)}.")
+    too_long = caption_too_long(caption.ids, words_num)
+    if too_long:
+        raise SSAGANError(too_long)
+    return caption
+
+
+def dropped_message(caption: UserCaption, wordtoix: dict[str, int]) -> Optional[str]:
+    """'dropped 1 unknown word(s): ...; the model reads "..."', or None when nothing was dropped."""
+    if not caption.dropped:
+        return None
+    return (f"dropped {len(caption.dropped)} unknown word(s): "
+            f"{unknown_words_hint(caption.dropped, wordtoix)}; the model reads {caption.read_as!r}")
+
+
+def _warn(message: str, path: Path, line: int) -> None:
+    # Attributed to the captions file itself: Python prints "<file>:<line>: ..." and then that line.
+    warnings.warn_explicit(message, UserCaptionWarning, str(path), line)
+
+
+def read_captions_file(path: str | os.PathLike, wordtoix: dict[str, int], words_num: int,
+                       unknown: str = "drop") -> list[UserCaption]:
+    """The usable non-blank lines of a UTF-8 file, as the model reads them (module doc for policies).
+
+    Fatal problems of every line come together in one SSAGANError; drops and skips are
+    UserCaptionWarnings attributed to the file and line (``filename``/``lineno`` of the warning).
+    """
+    check_policy(unknown)
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as e:
+        raise SSAGANError(f"captions file {path} does not exist.") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise SSAGANError(f"captions file {path} cannot be read as UTF-8 text: {e}") from e
+    captions, problems, skipped = [], [], 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            caption = read_caption(line, wordtoix, words_num, unknown, number)
+        except UnreadableCaption as e:
+            _warn(f"line skipped: {e}", path, number)
+            skipped += 1
+            continue
+        except SSAGANError as e:
+            problems.append(f"line {number}: {e}")
+            continue
+        note = dropped_message(caption, wordtoix)
+        if note:
+            _warn(note, path, number)
+        captions.append(caption)
+    if problems:
+        raise SSAGANError(f"captions file {path}: {len(problems)} line(s) cannot be used:\n  "
+                          + "\n  ".join(problems))
+    if not captions:
+        why = (f" ({skipped} line(s) skipped: no word the model knows, see the warnings above)"
+               if skipped else "")
+        raise SSAGANError(f"captions file {path} holds no caption the model can read{why}: write one "
+                          "sentence per line, in words of the training captions.")
+    return captions
