@@ -31,7 +31,7 @@ from miscc.metrics.inception import INCEPTION_WEIGHTS_FILE, RANDOM_WEIGHTS, Ince
 from miscc.metrics.reference import DEFAULT_CACHE_DIR, reference_stats
 from miscc.metrics.rprecision import load_damsm_encoders
 from miscc.metrics.stats import load_stats, save_stats
-from miscc.sample_protocol import SAMPLES_FILE
+from miscc.sample_protocol import SAMPLES_FILE, check_complete
 
 PAPER = "SSA-GAN paper: CUB IS 5.17 ± 0.08, CUB FID 15.61, COCO FID 19.37 (see docs/EVALUATION.md before comparing)"
 
@@ -48,6 +48,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--weights", help=f"Inception weights ({INCEPTION_WEIGHTS_FILE}); default: "
                    "EVAL.INCEPTION_WEIGHTS of --cfg, else the torch hub cache. 'random' = tests only")
     p.add_argument("--cfg", help="YAML config to take EVAL.INCEPTION_WEIGHTS and TEXT.DAMSM_NAME from")
+    p.add_argument("--allow_incomplete", action="store_true",
+                   help="evaluate a sampler folder without DONE.json (an interrupted run's partial set)")
     p.add_argument("--out", help="JSON result file (default: <image_dir>/metrics.json)")
     p.add_argument("--fid_ref", help="FID reference: stats .npz (mu, sigma), CUB data folder or image folder")
     p.add_argument("--ref_split", default="test", help="split of a CUB data folder used as reference")
@@ -70,6 +72,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def _fail_early(args: argparse.Namespace) -> None:
+    for flag, value, low in (("--batch_size", args.batch_size, 1), ("--splits", args.splits, 1),
+                             ("--workers", args.workers, 0)):
+        if value < low:
+            raise SSAGANError(f"{flag} {value}: must be at least {low}.")
     if not args.image_dir and not (args.save_stats and args.fid_ref):
         raise SSAGANError("--image_dir is required (only `--fid_ref X --save_stats OUT.npz` runs without it).")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -108,6 +114,8 @@ def run(args: argparse.Namespace,
                       workers=args.workers)
     if args.image_dir:
         ctx.images, ctx.records = open_image_dir(args.image_dir, square=args.image_size)
+        if not args.allow_incomplete:
+            check_complete(args.image_dir, len(ctx.images))
         if len(ctx.images) < args.splits:
             raise SSAGANError(f"{args.image_dir} has {len(ctx.images)} images, fewer than "
                               f"--splits {args.splits}.")

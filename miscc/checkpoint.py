@@ -69,6 +69,50 @@ def _check_variant(module: nn.Module, state: Mapping[str, torch.Tensor], source:
         raise variant_mismatch(source, saved, module.variant())
 
 
+def _file_kind(keys: set) -> Optional[str]:
+    """What a state dict is, from its keys (without ``module.``)."""
+    if "fc.weight" in keys and "block0.gamma" in keys:
+        return "netG"
+    if any(k.startswith("COND_DNET.") for k in keys):
+        return "netD"
+    if "encoder.weight" in keys and any(k.startswith("rnn.") for k in keys):
+        return "text_encoder"
+    if "emb_cnn_code.weight" in keys:
+        return "image_encoder"
+    return None
+
+
+_KIND_WORDS = {"netG": "a generator (netG) file", "netD": "a discriminator (netD) file",
+               "text_encoder": "a DAMSM text encoder file", "image_encoder": "a DAMSM image encoder file"}
+
+
+def _blocks(keys) -> int:
+    return len({k.split(".")[0] for k in keys if k.startswith("block")})
+
+
+def likely_cause(module: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
+    """One sentence on why ``state`` does not fit ``module`` (the key lists follow it), or ''."""
+    target = _unwrap(module).state_dict()
+    keys, mine = set(state), _file_kind(set(target))
+    theirs = _file_kind(keys)
+    if theirs is not None and mine is not None and theirs != mine:
+        return f"This looks like {_KIND_WORDS[theirs]}, but {_KIND_WORDS[mine]} is expected here."
+    if theirs in ("netG", "netD") and _blocks(keys) != _blocks(target):
+        return (f"The file has {_blocks(keys)} blocks, the model {_blocks(target)}: it was saved at another image "
+                "size (TREE.BASE_SIZE).")
+    width_of = {"netG": ("fc.weight", 0, 128), "netD": ("conv_img.weight", 0, 1)}.get(theirs or "")
+    if width_of and width_of[0] in keys and width_of[0] in target:
+        name, dim, per = width_of
+        saved, now = state[name].shape[dim] // per, target[name].shape[dim] // per
+        if saved != now:
+            return f"The file was saved with TRAIN.NF {saved}, the config says {now}."
+    if theirs == "text_encoder" and "encoder.weight" in target and \
+            state["encoder.weight"].shape[0] != target["encoder.weight"].shape[0]:
+        return (f"The text encoder was trained on {state['encoder.weight'].shape[0]} words, the data has "
+                f"{target['encoder.weight'].shape[0]}: another captions.pickle.")
+    return ""
+
+
 def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> "OrderedDict":
     """Return ``state`` keyed for ``module`` (prefix removed, missing BN counters filled) or raise.
 
@@ -93,8 +137,9 @@ def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], sourc
             shown = "\n    ".join(items[:20])
             more = f"\n    ... and {len(items) - 20} more" if len(items) > 20 else ""
             return f"\n  {title} ({len(items)}):\n    {shown}{more}"
+        cause = likely_cause(module, state)
         raise SSAGANError(
-            f"{source} does not match {type(_unwrap(module)).__name__}:"
+            (f"{cause} " if cause else "") + f"{source} does not match {type(_unwrap(module)).__name__}:"
             + listing("missing keys", missing) + listing("unexpected keys", unexpected)
             + listing("shape mismatches", shapes)
             + "\n  Is it the right kind of file and were the model sizes (TRAIN.NF, TREE.BASE_SIZE, "

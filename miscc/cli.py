@@ -77,5 +77,16 @@ def run_main(run: Callable[[argparse.Namespace], None], parser: argparse.Argumen
         apply_args(args, entry)
         run(args)
     except SSAGANError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {user_message(e)}", file=sys.stderr)
         sys.exit(2)
+
+
+def user_message(error: BaseException) -> str:
+    """The message of an ``SSAGANError``, also when a DataLoader worker raised it: torch re-raises it
+    in the main process with the worker's whole traceback in the text; the user gets the same one
+    paragraph as with WORKERS 0."""
+    text = str(error)
+    marker = "SSAGANError: "
+    if "DataLoader worker process" in text and marker in text:
+        return text[text.rindex(marker) + len(marker):].strip()
+    return text

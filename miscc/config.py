@@ -263,12 +263,12 @@ def cfg_from_list(opts: Sequence[str], source: str = "--opts") -> EasyDict:
     Values are parsed as YAML scalars (``8`` -> int, ``True`` -> bool, ``1e-4`` is accepted as float
     here because a float key makes the intent unambiguous).
     """
-    if len(opts) % 2:
-        raise SSAGANError(f"{source} takes KEY VALUE pairs, got an odd number of items: {list(opts)}")
     flags = [x for x in opts if str(x).startswith("--")]
     if flags:
         raise SSAGANError(f"--opts: {flags[0]} is a flag, but everything after --opts is read as KEY VALUE "
                           f"pairs. Put flags such as {flags[0]} before --opts.")
+    if len(opts) % 2:
+        raise SSAGANError(f"{source} takes KEY VALUE pairs, got an odd number of items: {list(opts)}")
     for name, raw in zip(opts[0::2], opts[1::2]):
         if name not in _SPEC_BY_NAME:
             close = [k.name for k in SPEC if k.name.split(".")[-1] == name.split(".")[-1]]

@@ -5,7 +5,9 @@
     <out_dir>/stage_mask/000000_s0.png ...  every stage's mask upsampled to the image (--masks all)
     <out_dir>/samples.jsonl        one ``SampleRecord`` per image, in image order
     <out_dir>/grid.png             user captions only
-    <out_dir>/DONE.json            written last
+    <out_dir>/PLANNED.json         written first: how many images the run will write
+    <out_dir>/DONE.json            written last (a folder without it is an interrupted run)
+    <out_dir>/metrics.json         IS.py's result (removed when the folder is sampled again)
 
 The names, the record's fields and the pixel conversion are a frozen surface: IS.py, the demo report
 and users' scripts read folders written by earlier versions, and in-memory evaluation must see the
@@ -25,6 +27,8 @@ from miscc.errors import SSAGANError
 
 SAMPLES_FILE = "samples.jsonl"
 DONE_FILE = "DONE.json"
+PLAN_FILE = "PLANNED.json"
+METRICS_JSON = "metrics.json"
 GRID_FILE = "grid.png"
 IMAGE_DIR = "img"
 MASK_DIR = "mask"
@@ -124,3 +128,19 @@ def read_samples(sample_dir: str | os.PathLike) -> list[SampleRecord]:
     if not records:
         raise SSAGANError(f"{path} is empty.")
     return records
+
+
+def check_complete(sample_dir: str | os.PathLike, found: int) -> None:
+    """Refuse a sampler folder whose run did not finish (no DONE.json): its images are a partial set."""
+    folder = Path(sample_dir)
+    if not (folder / SAMPLES_FILE).is_file() or (folder / DONE_FILE).is_file():
+        return
+    planned = "an unknown number of"
+    if (folder / PLAN_FILE).is_file():
+        try:
+            planned = str(json.loads((folder / PLAN_FILE).read_text())["count"])
+        except (ValueError, KeyError):
+            pass
+    raise SSAGANError(f"{folder} is an interrupted sampling run: it has {found} images of {planned} planned and "
+                      f"no {DONE_FILE}. Sample again (the folder is rewritten), or pass --allow_incomplete to "
+                      "evaluate the partial set anyway.")

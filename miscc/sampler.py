@@ -40,15 +40,16 @@ from miscc.errors import SSAGANError
 from miscc.factory import NOISE_DIM, build_dataset, build_generator, build_text_encoder, get_device, run_layout
 from miscc.grid import caption_block, caption_grid
 from miscc.run_layout import atomic_write_json, companion, epoch_from_name, newest_snapshot
-from miscc.sample_protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, SAMPLES_FILE, STAGE_DIR, SampleRecord,
-                                   image_file, images_to_uint8, mask_file, stage_mask_file, write_records)
+from miscc.sample_protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, METRICS_JSON, PLAN_FILE, SAMPLES_FILE,
+                                   STAGE_DIR, SampleRecord, image_file, images_to_uint8, mask_file, stage_mask_file,
+                                   write_records)
 from miscc.user_captions import UserCaption, check_policy, read_captions_file
 from model import NetG
 
 MODES = ("main", "finetune")
 CAPTION_MODES = ("every", "random")
 MASK_MODES = ("last", "all", "none")
-_OUR_FILES = (IMAGE_DIR, MASK_DIR, STAGE_DIR, SAMPLES_FILE, DONE_FILE, GRID_FILE)
+_OUR_FILES = (IMAGE_DIR, MASK_DIR, STAGE_DIR, SAMPLES_FILE, PLAN_FILE, DONE_FILE, GRID_FILE, METRICS_JSON)
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,11 @@ PNG_SAVE_OPTIONS: dict = {"compress_type": zlib.Z_RLE}
 
 def _save_pngs(items: Sequence[tuple[str, np.ndarray]]) -> None:
     for path, array in items:
-        Image.fromarray(array).save(path, **PNG_SAVE_OPTIONS)
+        try:
+            Image.fromarray(array).save(path, **PNG_SAVE_OPTIONS)
+        except OSError as e:
+            raise SSAGANError(f"could not write {path} ({e.strerror or e}); the sample folder is incomplete (it "
+                              f"has no {DONE_FILE}, so IS.py refuses it). Free disk space and sample again.") from e
 
 
 class PngWriter:
@@ -225,6 +230,8 @@ def _writer() -> PngWriter:
 
 def _prepare_out_dir(out: Path, masks: str = "last") -> None:
     """Refuse a foreign non-empty folder; clear a previous sampler run so no stale image survives."""
+    if out.exists() and not out.is_dir():
+        raise SSAGANError(f"--out_dir {out} is a file, not a folder; choose a new or empty folder.")
     if out.exists() and any(out.iterdir()):
         parts = list(out.glob(f".{SAMPLES_FILE}.rank*"))  # left by an interrupted multi-process run
         if not ((out / SAMPLES_FILE).exists() or (out / DONE_FILE).exists() or parts):
@@ -413,8 +420,13 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
     out = Path(out_dir) if out_dir else run_layout().samples / default_name
     if distributed.is_main():
         _prepare_out_dir(out, masks)
+        atomic_write_json(out / PLAN_FILE, {"count": len(jobs)})
     distributed.barrier()
-    generate(jobs, noise, netG, text_encoder, device, batch_size, out, dataset.ixtoword, masks, extra)
+    try:
+        generate(jobs, noise, netG, text_encoder, device, batch_size, out, dataset.ixtoword, masks, extra)
+    except OSError as e:
+        raise SSAGANError(f"writing samples to {out} failed ({e.strerror or e}); the folder is incomplete (no "
+                          f"{DONE_FILE}, so IS.py refuses it). Free disk space and sample again.") from e
     distributed.barrier()
     if not distributed.is_main():
         return out

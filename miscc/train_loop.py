@@ -151,13 +151,14 @@ class TrainLoop:
         if not isinstance(state, dict) or "epoch" not in state:
             raise SSAGANError(f"{path} is not a {self.WHAT} state written by this code; move it away, or "
                               "start over with --start_over (the old run is kept beside the new one).")
+        # The config first: a changed model size must be named as such, not as a list of shapes.
+        self.config_changes = self._check_config(state.get("config", {}), str(path))
         self.load_state_extra(state, str(path))
         for c in self.components:
             load_into(c.module, state[c.name], f"{path}[{c.name}]")
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[f"opt{name}"])
         self.start_epoch = state["epoch"] + 1
-        self.config_changes = self._check_config(state.get("config", {}), str(path))
         self.apply_changes(self.config_changes)
         # Last, so that building modules above does not consume the restored random streams.
         set_rng_state(state["rng"])
