@@ -256,8 +256,10 @@ def part_brief(name: str, f: dict, summary: dict) -> str:
             f"{fmt(t['fraction_of_bf16_peak'] and 100 * t['fraction_of_bf16_peak'], '.1f')} % of bf16 peak")
 
 
-def report(results: dict, summary: dict, log: Log) -> None:
+def report(results: dict, summary: dict, log: Log, dry: bool) -> None:
     log.say("\n## Summary\n")
+    if dry:
+        log.say("DRY RUN: toy sizes on the CPU; it checks this script, none of the figures is a measurement.\n")
     flops = summary["flops_per_step"]
     log.say(f"device: {summary['device_name'] or 'CPU'} ({summary.get('nvidia_smi') or 'no nvidia-smi'}); "
             f"torch {summary['torch']}, CUDA {summary['cuda']}; bf16 peak used: "
@@ -333,7 +335,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 results[part.name] = run_part(part, log, Path(work), limit, env)
             document["summary"] = summarise(results, args.peak_tflops, document["nvidia_smi"])
             (out / "gpu_check.json").write_text(json.dumps(document, indent=1))
-    report(results, document["summary"], log)
+    report(results, document["summary"], log, args.dry_run)
     log.say(f"\nwritten: {out / 'gpu_check.log'}, {out / 'gpu_check.json'}")
     return 0 if all(r["status"] == "ok" for r in results.values()) else 1
 
