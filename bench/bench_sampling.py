@@ -1,7 +1,7 @@
 """Sampling throughput at 256x256 including PNG writing: the sampler's pipelined writer vs saving in the loop.
 
     python bench/bench_sampling.py [--nf 64] [--images 48] [--batch 24] [--writers N] [--threads N]
-                                   [--rounds 2] [--replay] [--gpu -1]
+                                   [--rounds 2] [--replay] [--gpu -1] [--json PATH]
 
 Both generate the same images (same noise, captions, generator) and write the same files: the RGB
 image and its 256x256 mask as PNG, plus one JSON line per image.
@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--replay", action="store_true",
                         help="replay precomputed generator and text-encoder outputs: only the writing pipeline is timed")
     common.add_device_args(parser)
+    common.add_json_arg(parser)
     args = parser.parse_args()
     device = common.apply_device_args(args)
     cfg.WORKERS = args.writers
@@ -203,6 +204,11 @@ def main() -> None:
           f"{base / best[names[2]]:.2f}x) with {what} on {device.type}; generation alone "
           f"{args.images / best[names[3]]:.1f} images/s, PNG writing alone {args.images / best[names[4]]:.1f} "
           f"images/s per thread.")
+    common.write_json(args.json, {
+        "nf": args.nf, "images": args.images, "batch": args.batch, "writers": args.writers, "replay": args.replay,
+        "device": str(device), "images_per_s": args.images / best[names[1]], "baseline_images_per_s": args.images / base,
+        "generation_images_per_s": args.images / best[names[3]],
+        "png_images_per_s_per_thread": args.images / best[names[4]], "same_pixels": same})
     if not same:
         raise SystemExit("the pipelined sampler wrote different pixels from the baseline: the timings above "
                          "compare different outputs.")

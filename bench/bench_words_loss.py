@@ -1,7 +1,7 @@
 """DAMSM word loss, forward + backward: the vectorised ``miscc.losses.words_loss`` vs the per-caption loop.
 
     python bench/bench_words_loss.py [--batch 24] [--words 18] [--regions 17] [--repeats 20] [--threads N]
-                                     [--gpu -1]
+                                     [--gpu -1] [--json PATH]
 
 Inputs are what the GAN step feeds it: B x 256 x 17 x 17 region features (299-px DAMSM input), B x 256 x T
 word features with T = the longest caption and zero padding after each caption's length (lengths
@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--regions", type=int, default=17, help="H = W of the region features")
     parser.add_argument("--repeats", type=int, default=20)
     common.add_device_args(parser)
+    common.add_json_arg(parser)
     args = parser.parse_args()
     device = common.apply_device_args(args)
     data = inputs(args.batch, args.words, args.regions, device)
@@ -123,6 +124,10 @@ def main() -> None:
           f"{torch.get_num_threads()} thread(s)); same loss "
           f"to {diffs[0]:.1e}; the matrix products alone bound any implementation at "
           f"{loop_t / bound_t:.1f}x.")
+    common.write_json(args.json, {
+        "batch": args.batch, "words": args.words, "regions": args.regions, "device": str(device),
+        "loop_ms": loop_t * 1000, "vectorised_ms": vec_t * 1000, "bound_ms": bound_t * 1000,
+        "speedup": loop_t / vec_t, "max_loss_difference": diffs[0], "max_grad_difference": max(diffs[1:])})
     if diffs[0] > 1e-4 * abs(ref[0].item()) or max(diffs[1:]) > 1e-4:
         raise SystemExit(f"the vectorised words_loss disagrees with the loop (loss {diffs[0]:.1e}, gradients "
                          f"{max(diffs[1:]):.1e}): the timings above compare different computations.")

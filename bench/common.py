@@ -6,6 +6,7 @@ Every script runs on a CPU-only machine and, unchanged, on a GPU (``--gpu -1`` f
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -60,6 +61,30 @@ def apply_device_args(args: argparse.Namespace) -> torch.device:
     return torch.device("cpu")
 
 
+def add_json_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", default=None, help="also write the figures of the summary to this JSON file "
+                        "(bench/gpu_check.py reads them)")
+
+
+def write_json(path: Optional[str], figures: dict) -> None:
+    """The figures plus what they were measured on (torch, CUDA, device), if ``path`` is given."""
+    if not path:
+        return
+    about = {"machine": machine(), "torch": torch.__version__, "cuda": torch.version.cuda,
+             "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    Path(path).write_text(json.dumps({**about, **figures}, indent=1))
+
+
+def set_fp32_precision(precision: str) -> None:
+    """fp32 matrix products and convolutions: 'ieee' (true fp32) or 'tf32' (TensorFloat-32 on Ampere
+    and later; no effect on a CPU). PyTorch's defaults mix the two (TF32 convolutions, fp32 products)."""
+    if precision not in ("ieee", "tf32"):
+        raise ValueError(f"precision must be 'ieee' or 'tf32', got {precision!r}")
+    # The legacy switches on purpose: once the per-backend ``fp32_precision`` settings are used, torch
+    # (2.14) refuses to read the legacy ones, which other code still does.
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -97,9 +122,9 @@ def _calibrated_image_encoder(input_size: int) -> CNN_ENCODER:
     return encoder.eval()
 
 
-def make_run(tmp: Path, nf: int, batch: int, size: int, damsm_size: int, amp: str = "none",
-             cuda: bool = True, extra: Optional[dict] = None) -> None:
-    """Write a synthetic bird set (>= ``batch`` train images) and random DAMSM files, set ``cfg``."""
+def write_run_files(tmp: Path, batch: int, size: int, damsm_size: int) -> dict:
+    """Write a synthetic bird set (>= ``batch`` train images) and random DAMSM files; return the
+    config entries (key: value) that point a run at them."""
     data = tmp / "birds"
     per_class = max(6, -(-batch // 3))  # 3 of the 4 classes are train classes
     make_birds(data, classes=4, per_class=per_class, seed=0, size=(max(64, size), max(48, size * 3 // 4)))
@@ -107,10 +132,16 @@ def make_run(tmp: Path, nf: int, batch: int, size: int, damsm_size: int, amp: st
     torch.manual_seed(0)
     save_released(RNN_ENCODER(n_words, nhidden=256), tmp / "text_encoder200.pth")
     save_released(_calibrated_image_encoder(damsm_size), tmp / "image_encoder200.pth")
-    opts = {"DATA_DIR": str(data), "OUTPUT_DIR": str(tmp / "output"), "CONFIG_NAME": "bench",
-            "TEXT.DAMSM_NAME": str(tmp / "text_encoder200.pth"), "TREE.BASE_SIZE": size, "TRAIN.NF": nf,
-            "TRAIN.BATCH_SIZE": batch, "WORKERS": 0, "TRAIN.DAMSM_INPUT_SIZE": damsm_size,
-            "TRAIN.AMP": amp, "CUDA": cuda, **(extra or {})}
+    return {"DATA_DIR": str(data), "OUTPUT_DIR": str(tmp / "output"), "CONFIG_NAME": "bench",
+            "TEXT.DAMSM_NAME": str(tmp / "text_encoder200.pth"), "TREE.BASE_SIZE": size,
+            "TRAIN.BATCH_SIZE": batch, "WORKERS": 0, "TRAIN.DAMSM_INPUT_SIZE": damsm_size}
+
+
+def make_run(tmp: Path, nf: int, batch: int, size: int, damsm_size: int, amp: str = "none",
+             cuda: bool = True, extra: Optional[dict] = None) -> None:
+    """``write_run_files`` and set ``cfg`` to train on them."""
+    opts = {**write_run_files(tmp, batch, size, damsm_size), "TRAIN.NF": nf, "TRAIN.AMP": amp, "CUDA": cuda,
+            **(extra or {})}
     cfg_from_list([str(x) for kv in opts.items() for x in kv])
     seed_everything(cfg.SEED)
 

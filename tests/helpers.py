@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from miscc.config import cfg, cfg_from_list
 from miscc.seeding import seed_everything
@@ -48,3 +50,33 @@ def snapshot(module):
 def changed(before, module, keys=None):
     after = module.state_dict()
     return {k for k in (keys or before) if not torch.equal(before[k], after[k])}
+
+
+def write_images(folder: Path, n: int, seed: int, size: int = 64, mode: str = "RGB") -> list[Path]:
+    """``n`` square PNGs of random pixels, ``000000.png`` ..., in ``folder``."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        shape = (size, size, 3) if mode == "RGB" else (size, size)
+        paths.append(folder / f"{i:06d}.png")
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(paths[-1])
+    return paths
+
+
+def calibrate_batchnorm(encoder: torch.nn.Module, size: int = 64) -> None:
+    """Give a random DAMSM image encoder the BatchNorm statistics of its own activations on random images.
+
+    With the default statistics (mean 0, var 1) a random Inception's activations grow to ~1e7, past
+    fp16's range; a trained encoder's statistics keep them O(1), as these do. 8 images, so that the
+    1x1 maps of the last stages give usable variances. Leaves the encoder in eval mode.
+    """
+    bns = [m for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.momentum = 1.0
+    device = next(encoder.parameters()).device
+    with torch.no_grad():
+        encoder.train()(torch.rand(8, 3, size, size, device=device) * 2 - 1)
+    for m in bns:
+        m.momentum = 0.1
+    encoder.eval()

@@ -6,7 +6,7 @@ from miscc.config import cfg
 from miscc.losses import ma_gp
 from miscc.trainer import GANTrainer
 from model import NetD
-from tests.helpers import changed, configure, snapshot
+from tests.helpers import calibrate_batchnorm, changed, configure, snapshot
 
 
 # CPUs without bf16/fp16 units emulate them (~8x slower than fp32 here): batch 3, and the autocast
@@ -17,15 +17,7 @@ def test_amp_training_step_has_finite_losses_and_trains_fp32_weights(amp, damsm_
     configure(tmp_path, synthetic_birds, damsm_files,
               **{"TRAIN.AMP": amp, "TRAIN.BATCH_SIZE": 3, "TRAIN.DAMSM_WEIGHT": damsm_weight})
     trainer = GANTrainer("main")
-    # The fixture's random Inception has default BN statistics, so its activations grow to ~1e7, past
-    # fp16's range (a trained DAMSM encoder's do not): calibrate them once on random images (8, so
-    # that the 1x1 maps of the last stages give usable variances).
-    for m in trainer.image_encoder.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 1.0
-    with torch.no_grad():
-        trainer.image_encoder.train()(torch.rand(8, 3, 64, 64) * 2 - 1)
-    trainer.image_encoder.eval()
+    calibrate_batchnorm(trainer.image_encoder)  # the fixture's random Inception overflows fp16 otherwise
     assert trainer.scalers["G"].is_enabled() == (amp == "fp16")
     g0, d0 = snapshot(trainer.netG), snapshot(trainer.netD)
     stats = trainer.step(next(iter(trainer.loader)))

@@ -11,26 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import IS
 from miscc.metrics.inception import (INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, RANDOM_WEIGHTS,
                                      InceptionExtractor)
 from miscc.metrics.stats import load_stats
+from tests.helpers import write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES = 4
-
-
-def _write_images(folder: Path, n: int, seed: int, size: int = 64, mode: str = "RGB") -> list[Path]:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        shape = (size, size, 3) if mode == "RGB" else (size, size)
-        paths.append(folder / f"{i:06d}.png")
-        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(paths[-1])
-    return paths
 
 
 @pytest.fixture
@@ -38,12 +27,13 @@ def sample_dir(tmp_path: Path) -> Path:
     """The sampler's layout: img/, mask/ (greyscale, must be ignored) and samples.jsonl, two images
     (repeats) per caption."""
     out = tmp_path / "samples"
-    _write_images(out / "img", N_IMAGES, seed=0)
-    _write_images(out / "mask", N_IMAGES, seed=1, size=8, mode="L")
+    write_images(out / "img", N_IMAGES, seed=0)
+    write_images(out / "mask", N_IMAGES, seed=1, size=8, mode="L")
     rows = [{"file": f"img/{i:06d}.png", "key": f"{i // 2:03d}.Bird/img_{i // 2}", "caption_idx": 0,
              "repeat": i % 2, "text": "a small bird", "tokens": [1 + i // 2, 2, 3, 4][: 2 + i // 2]}
             for i in range(N_IMAGES)]
     (out / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "DONE.json").write_text(json.dumps({"count": N_IMAGES}))  # a finished sampling run
     return out
 
 
@@ -77,7 +67,7 @@ def _run(*argv: str, make_inception=InceptionExtractor) -> int:
 
 def test_end_to_end_json_cache_save_stats_and_npz_reference(tmp_path, sample_dir, fast_inception):
     ref = tmp_path / "real"
-    _write_images(ref, N_IMAGES, seed=2)
+    write_images(ref, N_IMAGES, seed=2)
     cache = tmp_path / "cache"
 
     assert _run("--image_dir", str(sample_dir), "--splits", "2", "--fid_ref", str(ref),
@@ -151,10 +141,10 @@ def _bad(tmp_path: Path, case: str) -> list[str]:
         (folder / "a.txt").write_text("x")
         return ["--image_dir", str(folder)]
     if case == "mixed_sizes":
-        _write_images(folder, 2, seed=0, size=16)
-        _write_images(folder / "sub", 1, seed=0, size=12)
+        write_images(folder, 2, seed=0, size=16)
+        write_images(folder / "sub", 1, seed=0, size=12)
         return ["--image_dir", str(folder)]
-    _write_images(folder, 3, seed=0)
+    write_images(folder, 3, seed=0)
     if case == "fewer_than_splits":
         return ["--image_dir", str(folder), "--splits", "10"]
     if case == "npz_without_mu_sigma":
@@ -164,9 +154,10 @@ def _bad(tmp_path: Path, case: str) -> list[str]:
         return ["--image_dir", str(folder), "--splits", "2", "--r_precision", "--text_encoder", "x.pth"]
     if case == "vocabulary_mismatch":
         sample = tmp_path / "s"
-        _write_images(sample / "img", 1, seed=0)
+        write_images(sample / "img", 1, seed=0)
         (sample / "samples.jsonl").write_text(json.dumps(
             {"file": "img/000000.png", "key": "k", "caption_idx": 0, "tokens": [1]}) + "\n")
+        (sample / "DONE.json").write_text("{}")
         text_encoder = tmp_path / "text_encoder1.pth"
         torch.save({"encoder.weight": torch.zeros(9, 300)}, text_encoder)
         with open(tmp_path / "captions.pickle", "wb") as f:
@@ -197,7 +188,7 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys, case, message):
 
 
 def test_missing_weights_error_names_file_url_and_place(tmp_path, capsys, monkeypatch):
-    _write_images(tmp_path / "in", 2, seed=0)
+    write_images(tmp_path / "in", 2, seed=0)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     assert IS.main(["--image_dir", str(tmp_path / "in"), "--splits", "1", "--workers", "0"]) == 2
     err = capsys.readouterr().err

@@ -233,7 +233,7 @@ def test_is_py_refuses_a_zero_batch_size_and_a_fake_npz(tmp_path, capsys):
     fake = tmp_path / "stats.npz"
     fake.write_text("not numbers")
     assert IS.main(["--image_dir", str(tmp_path), "--fid_ref", str(fake), "--weights", "random"]) == 2
-    assert "is not an .npz file" in capsys.readouterr().err
+    assert "is not a readable .npz file" in capsys.readouterr().err
 
 
 # --- faults while writing -------------------------------------------------------------------------

@@ -178,7 +178,7 @@ def load_stats(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
         raise SSAGANError(f"FID statistics file {path} does not exist.")
     with open(path, "rb") as f:
         if f.read(2) != b"PK":  # every .npz is a zip archive
-            raise SSAGANError(f"{path} is not an .npz file (not a zip archive). Make FID statistics with "
+            raise SSAGANError(f"{path} is not a readable .npz file (not a zip archive). Make FID statistics with "
                               "`IS.py --fid_ref DATA_DIR --save_stats OUT.npz`, or pass the data folder itself.")
     try:
         with np.load(path, allow_pickle=False) as z:
