@@ -23,20 +23,12 @@ import common
 from DAMSM import RNN_ENCODER
 from miscc.page import PageModel
 from miscc.page_server import PageServer
-from model import NetG
 
 N_WORDS = 60
 
 
 def page_model(size: int, nf: int, device: torch.device) -> PageModel:
-    torch.manual_seed(0)
-    netG = NetG(nf, 100, imsize=size)
-    with torch.no_grad():
-        for name, p in netG.named_parameters():
-            if name.endswith("gamma"):
-                p.fill_(1.0)
-            elif "linear2" in name:
-                p.normal_(0, 0.05)
+    netG = common.text_following_generator(nf, size)
     wordtoix = {f"w{i}": i for i in range(N_WORDS)}
     return PageModel(netG.to(device), RNN_ENCODER(N_WORDS, nhidden=256).to(device), device, wordtoix,
                      18, [], 100, {"netG": f"random NetG {size} px NF {nf}"})

@@ -38,7 +38,6 @@ from miscc.config import cfg
 from miscc.sample_protocol import images_to_uint8
 from miscc.sampler import Job, caption_tensors, generate
 from DAMSM import encode_text
-from model import NetG
 
 N_WORDS = 60
 
@@ -64,14 +63,7 @@ class Replay(torch.nn.Module):
 
 
 def build(nf: int, images: int, device: torch.device):
-    torch.manual_seed(0)
-    netG = NetG(nf, 100, imsize=256)
-    with torch.no_grad():
-        for name, p in netG.named_parameters():
-            if name.endswith("gamma"):
-                p.fill_(1.0)
-            elif "linear2" in name:
-                p.normal_(0, 0.05)
+    netG = common.text_following_generator(nf, 256)
     text_encoder = RNN_ENCODER(N_WORDS, nhidden=256)
     rng = np.random.RandomState(0)
     jobs = [Job(f"k{i}", i, tuple(int(t) for t in rng.randint(1, N_WORDS, rng.randint(8, 19))), 0)

@@ -104,6 +104,21 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object
     return time.perf_counter() - start, out
 
 
+def text_following_generator(nf: int, size: int) -> torch.nn.Module:
+    """A random NetG whose gates are open and text MLPs non-zero, so that (unlike a fresh one, a pure
+    shortcut chain) every block and mask does its full work: timing a fresh NetG would measure less."""
+    from model import NetG
+    torch.manual_seed(0)
+    netG = NetG(nf, 100, imsize=size)
+    with torch.no_grad():
+        for name, p in netG.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(1.0)
+            elif "linear2" in name:
+                p.normal_(0, 0.05)
+    return netG
+
+
 def _calibrated_image_encoder(input_size: int) -> CNN_ENCODER:
     """A random Inception whose BN statistics are those of its own (random-image) activations.
 

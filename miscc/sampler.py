@@ -16,7 +16,6 @@ protocol), no dropped partial batch, captions and noise fixed by ``cfg.SEED``, n
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import zlib

@@ -16,7 +16,6 @@ and recorded.
 from __future__ import annotations
 
 import datetime
-import os
 import shutil
 import time
 from dataclasses import dataclass, field

@@ -357,22 +357,6 @@ class GANTrainer(TrainLoop):
             writer.add_image(tag, grid, epoch)
         overview = torch.cat([grids["images/real"], grids["images/fake"],
                               grids[f"masks/{size[-1]}x{size[-1]}"]], dim=2)
-        save_image(overview, self.out / "images" / f"epoch_{epoch:03d}.png")
-
-    # --- logging -------------------------------------------------------------------------------
-    def log_images(self, writer, epoch: int) -> None:
-        real, fake, masks = self._last
-        n = min(16, real.size(0))
-        grids = {"images/real": make_grid(real[:n], nrow=4, normalize=True, value_range=(-1, 1)),
-                 "images/fake": make_grid(fake[:n], nrow=4, normalize=True, value_range=(-1, 1))}
-        size = fake.shape[-2:]
-        for mask in masks:
-            up = torch.nn.functional.interpolate(mask[:n], size=size, mode="nearest")
-            grids[f"masks/{mask.shape[-1]}x{mask.shape[-1]}"] = make_grid(up, nrow=4, value_range=(0, 1))
-        for tag, grid in grids.items():
-            writer.add_image(tag, grid, epoch)
-        overview = torch.cat([grids["images/real"], grids["images/fake"],
-                              grids[f"masks/{size[-1]}x{size[-1]}"]], dim=2)
         save_image(overview, self.layout.images / f"epoch_{epoch:03d}.png")
 
     def begin_epoch(self, epoch: int) -> None:
