@@ -121,6 +121,7 @@ def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], sourc
     """
     target = _unwrap(module).state_dict()
     state = _strip_prefix(state)
+    cause = likely_cause(module, state)  # before the counters are filled in: they would add blocks
     missing = [k for k in target if k not in state]
     for k in [k for k in missing if k.endswith(_COUNTER)]:
         state[k] = target[k].clone()
@@ -137,7 +138,6 @@ def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], sourc
             shown = "\n    ".join(items[:20])
             more = f"\n    ... and {len(items) - 20} more" if len(items) > 20 else ""
             return f"\n  {title} ({len(items)}):\n    {shown}{more}"
-        cause = likely_cause(module, state)
         raise SSAGANError(
             (f"{cause} " if cause else "") + f"{source} does not match {type(_unwrap(module)).__name__}:"
             + listing("missing keys", missing) + listing("unexpected keys", unexpected)

@@ -25,7 +25,7 @@ from torchvision.utils import make_grid, save_image
 from DAMSM import encode_text
 from datasets import build_transform, prepare_data
 from miscc import distributed
-from miscc.checkpoint import load_checkpoint, save_released, variant_mismatch
+from miscc.checkpoint import load_checkpoint, load_text_encoder, save_released, variant_mismatch
 from miscc.cli import base_parser, run_main
 from miscc.config import cfg
 from miscc.errors import SSAGANError
@@ -55,6 +55,46 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.copy_(b)
 
 
+def autocast(device_type: str, amp_dtype: Optional[torch.dtype]) -> torch.autocast:
+    """Forwards run under autocast when TRAIN.AMP is set and hand back fp32 tensors, so that every loss
+    is computed in fp32; with AMP off ``.float()`` returns the tensor itself (bit-identical path)."""
+    return torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+
+class DiscriminatorPasses:
+    """The discriminator forwards of one iteration at the configured precision.
+
+    ``trunk`` is ``netD`` itself or its compiled version (used by the hinge passes only).
+    """
+
+    def __init__(self, netD: torch.nn.Module, trunk: torch.nn.Module, device_type: str,
+                 amp_dtype: Optional[torch.dtype]):
+        self.netD, self.trunk, self.device_type, self.amp_dtype = netD, trunk, device_type, amp_dtype
+
+    def features(self, imgs: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device_type, self.amp_dtype):
+            return self.trunk(imgs)
+
+    def cond(self, features: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device_type, self.amp_dtype):
+            return self.netD.COND_DNET(features, sent).float()
+
+    def logits(self, imgs: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
+        return self.cond(self.features(imgs), sent)
+
+    def gp_logits(self, imgs: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
+        """D logits of the MA-GP pass: eager trunk (compiled graphs have no double backward), in fp32
+        under fp16 AMP and in bf16 under bf16 AMP.
+
+        fp16 input gradients underflow unless the logits are loss-scaled, and a scaled penalty turns
+        inf on every step where the scale overflows (skipped step, inf in the logs); bf16 has fp32's
+        range and needs no scale.
+        """
+        bf16 = self.amp_dtype == torch.bfloat16
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=bf16):
+            return self.netD.COND_DNET(self.netD(imgs), sent).float()
+
+
 class GANTrainer(TrainLoop):
     """Builds data, models and optimisers from ``cfg``; ``train()`` runs the epochs.
 
@@ -63,8 +103,10 @@ class GANTrainer(TrainLoop):
 
     LATEST = LATEST_GAN
     WHAT = "GAN training"
-    FROZEN_KEYS = ("TRAIN.NF", "TREE.BASE_SIZE", "GAN.SSACN", "GAN.FUSION", "TEXT.CA", "DATASET_NAME",
-                   "TEXT.EMBEDDING_DIM", "TEXT.DAMSM_NAME", "RNN_TYPE", "TRAIN.DAMSM_INPUT_SIZE")
+    # The generator variant (GAN.SSACN, GAN.FUSION, TEXT.CA, EMA on/off) is checked as a whole by
+    # ``load_state_extra``; the vocabulary by its fingerprint.
+    FROZEN_KEYS = ("TRAIN.NF", "TREE.BASE_SIZE", "DATASET_NAME", "TEXT.EMBEDDING_DIM", "TEXT.DAMSM_NAME", "RNN_TYPE",
+                   "TRAIN.DAMSM_INPUT_SIZE")
 
     def __init__(self, mode: str = "main", device: Optional[torch.device] = None, start_over: bool = False):
         if mode not in RELEASED_DAMSM_WEIGHT:
@@ -152,9 +194,10 @@ class GANTrainer(TrainLoop):
             self.g_train = torch.compile(self.g_train)
             self.d_trunk = torch.compile(self.netD)
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.TRAIN.AMP]
+        self.d = DiscriminatorPasses(self.netD, self.d_trunk, self.device.type, self.amp_dtype)
         # One scaler per optimizer, updated after every step (D steps twice per iteration, and a
         # GradScaler allows one step per optimizer between updates). The MA-GP graph is fp32 under fp16
-        # (see gp_logits): scaling it by a power of two and unscaling its gradients is exact.
+        # (see DiscriminatorPasses.gp_logits): scaling it by a power of two and unscaling its gradients is exact.
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=cfg.TRAIN.AMP == "fp16")
                         for name in ("D", "G", "E")}
 
@@ -194,18 +237,20 @@ class GANTrainer(TrainLoop):
     def start_from_released(self, net_g: str) -> None:
         """Start from released files: netG (+ netD, EMA, encoders beside it); fresh optimisers."""
         epoch = epoch_from_name(net_g)
+        if self.finetune and companion(net_g, "text_encoder").is_file() != companion(net_g, "image_encoder").is_file():
+            raise SSAGANError(f"{companion(net_g, 'text_encoder')} and {companion(net_g, 'image_encoder')} come as a "
+                              "pair: one is missing. Put both fine-tuned encoders beside the generator, or neither "
+                              "(then the encoders start from TEXT.DAMSM_NAME).")
         load_checkpoint(self.netG, net_g)
         loaded = ["netG"]
-        for c in self.components:
-            if c.name == "netG":
-                continue
+        for c in (c for c in self.components if c.module is not self.netG):
             path = companion(net_g, c.released)
             if c.name == "netG_ema" and not path.is_file():
                 c.module.load_state_dict(self.netG.state_dict())  # the average restarts from netG
-            elif c.name == "image_encoder" and (path.is_file() != companion(net_g, "text_encoder").is_file()):
-                raise SSAGANError(f"{companion(net_g, 'text_encoder')} and {path} come as a pair: one is missing. "
-                                  "Put both fine-tuned encoders beside the generator, or neither (then the "
-                                  "encoders start from TEXT.DAMSM_NAME).")
+            elif c.name == "text_encoder" and path.is_file():
+                load_text_encoder(c.module, path, self.dataset.n_words, self.dataset.captions_path,
+                                  self.dataset.vocab_fingerprint)
+                loaded.append(c.name)
             elif path.is_file():
                 load_checkpoint(c.module, path)
                 loaded.append(c.name)
@@ -218,33 +263,8 @@ class GANTrainer(TrainLoop):
         self.start_note = f"starts from {net_g} ({', '.join(loaded)}) at epoch {self.start_epoch}"
 
     # --- one iteration -------------------------------------------------------------------------
-    # Forwards run under autocast when TRAIN.AMP is set and hand back fp32 tensors, so that every loss
-    # is computed in fp32; with AMP off ``.float()`` returns the tensor itself (bit-identical path).
     def autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
-
-    def d_features(self, imgs: torch.Tensor) -> torch.Tensor:
-        with self.autocast():
-            return self.d_trunk(imgs)
-
-    def d_cond(self, features: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
-        with self.autocast():
-            return self.netD.COND_DNET(features, sent).float()
-
-    def d_logits(self, imgs: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
-        return self.d_cond(self.d_features(imgs), sent)
-
-    def gp_logits(self, imgs: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
-        """D logits of the MA-GP pass: eager trunk (compiled graphs have no double backward), in fp32
-        under fp16 AMP and in bf16 under bf16 AMP.
-
-        fp16 input gradients underflow unless the logits are loss-scaled, and a scaled penalty turns
-        inf on every step where the scale overflows (skipped step, inf in the logs); bf16 has fp32's
-        range and needs no scale.
-        """
-        bf16 = self.amp_dtype == torch.bfloat16
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            return self.netD.COND_DNET(self.netD(imgs), sent).float()
+        return autocast(self.device.type, self.amp_dtype)
 
     def generate(self, noise: torch.Tensor, sent: torch.Tensor):
         with self.autocast():
@@ -298,10 +318,10 @@ class GANTrainer(TrainLoop):
             with torch.no_grad():
                 words_de, sent_de = encode_text(self.text_encoder, captions, cap_lens)
 
-        feats_real = self.d_features(real)
-        err_real = d_hinge_real(self.d_cond(feats_real, sent_de))
+        feats_real = self.d.features(real)
+        err_real = d_hinge_real(self.d.cond(feats_real, sent_de))
         # Mismatch: real image i with the sentence of item i+1 of the length-sorted batch.
-        err_mis = d_hinge_fake(self.d_cond(feats_real[: batch - 1], sent_de[1:batch]))
+        err_mis = d_hinge_fake(self.d.cond(feats_real[: batch - 1], sent_de[1:batch]))
 
         noise = torch.randn(batch, NOISE_DIM).to(self.device)
         fake, masks = self.generate(noise, sent_de)
@@ -312,14 +332,14 @@ class GANTrainer(TrainLoop):
             self.update(self.optE, err_enc, "E", self.e_params)
             stats["errE/DAMSM_real"] = err_enc.detach() / distributed.world_size()
 
-        err_fake = d_hinge_fake(self.d_logits(fake.detach(), sent_de))
+        err_fake = d_hinge_fake(self.d.logits(fake.detach(), sent_de))
         err_d = err_real + (err_fake + err_mis) / 2.0
         self.update(self.optD, err_d, "D", self.d_params)
 
-        gp = ma_gp(self.gp_logits, real, sent_de)
+        gp = ma_gp(self.d.gp_logits, real, sent_de)
         self.update(self.optD, gp, "D", self.d_params)
 
-        err_g = g_hinge(self.d_logits(fake, sent_de))
+        err_g = g_hinge(self.d.logits(fake, sent_de))
         err_g_total = err_g
         g_terms = {}
         if self.damsm_weight > 0:  # 0 (no-DAMSM ablation, DF-GAN): not even the image-encoder pass

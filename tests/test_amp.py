@@ -4,7 +4,7 @@ import torch
 
 from miscc.config import cfg
 from miscc.losses import ma_gp
-from miscc.trainer import GANTrainer
+from miscc.trainer import DiscriminatorPasses, GANTrainer
 from model import NetD
 from tests.helpers import calibrate_batchnorm, changed, configure, snapshot
 
@@ -45,17 +45,16 @@ def test_default_amp_is_plain_fp32(tmp_path, synthetic_birds, damsm_files):
 def test_gradient_penalty_pass_precision(amp, gp_dtype, d_dtype):
     # fp16 input gradients of unscaled logits underflow; a loss-scaled penalty turns inf on every
     # overflow step, so under fp16 the MA-GP pass stays fp32 (bf16 has fp32's range).
-    trainer = object.__new__(GANTrainer)  # only the D forwards are exercised: no data, no encoders
     torch.manual_seed(0)
-    trainer.device, trainer.amp_dtype = torch.device("cpu"), amp
-    trainer.netD = trainer.d_trunk = NetD(4, imsize=64)
+    netD = NetD(4, imsize=64)
+    passes = DiscriminatorPasses(netD, netD, "cpu", amp)
     seen = []
-    trainer.netD.block0.conv_r[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    netD.block0.conv_r[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     imgs, sent = torch.rand(2, 3, 64, 64) * 2 - 1, torch.randn(2, 256)
-    gp = ma_gp(trainer.gp_logits, imgs, sent)
+    gp = ma_gp(passes.gp_logits, imgs, sent)
     assert seen == [gp_dtype] and gp.dtype == torch.float32 and torch.isfinite(gp)
     seen.clear()
-    assert trainer.d_logits(imgs, sent).dtype == torch.float32 and seen == [d_dtype]
+    assert passes.logits(imgs, sent).dtype == torch.float32 and seen == [d_dtype]
 
 
 def test_fp16_input_gradients_underflow_without_a_loss_scale():

@@ -123,7 +123,7 @@ def test_cuda_step_matches_the_cpu_step(mode, damsm, tmp_path, synthetic_birds, 
 
 # (relative tolerance of the D hinge losses, which come before any update; of the MA-GP value on the
 # same weights). bf16 keeps 8 mantissa bits in the networks; the MA-GP pass runs in bf16 under bf16
-# and in fp32 under fp16 (GANTrainer.gp_logits), so under fp16 it must match fp32 closely. The same
+# and in fp32 under fp16 (DiscriminatorPasses.gp_logits), so under fp16 it must match fp32 closely. The same
 # comparison on the CPU measured: hinge losses 5e-5 (bf16) and 8e-6 (fp16), MA-GP 3e-3 and 0.
 AMP_RTOL = {"bf16": (0.01, 0.05), "fp16": (0.005, 1e-3)}
 
@@ -139,7 +139,7 @@ def test_amp_step_on_cuda_is_finite_and_near_fp32(amp, tmp_path, synthetic_birds
     imgs, captions, cap_lens, _, _ = prepare_data(data, CUDA)
     with torch.no_grad():
         _, sent = encode_text(ref.text_encoder, captions, cap_lens)
-    gp_ref, gp_mixed = (float(ma_gp(t.gp_logits, imgs[0], sent).detach()) for t in (ref, mixed))
+    gp_ref, gp_mixed = (float(ma_gp(t.d.gp_logits, imgs[0], sent).detach()) for t in (ref, mixed))
     hinge_rtol, gp_rtol = AMP_RTOL[amp]
     assert gp_ref > 0 and abs(gp_mixed - gp_ref) <= gp_rtol * gp_ref, (gp_mixed, gp_ref)
 
@@ -247,7 +247,7 @@ def test_channels_last_and_compiled_steps_match_the_plain_cuda_step(switch, dams
         weights = [p for m in (fast.netG, fast.netD) for p in m.parameters() if p.dim() == 4]
         assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
     else:
-        assert fast.g_train is not fast.netG and fast.d_trunk is not fast.netD
+        assert fast.g_train is not fast.netG and fast.d.trunk is not fast.netD
     data = next(iter(ref.loader))
     assert_same_step(ref, fast, data)
     assert all(math.isfinite(v) for v in step(fast, data).values())  # a second step, past compilation

@@ -96,7 +96,7 @@ def _trained(tmp_path, synthetic_birds, damsm_files, **extra):
     cfg_from_list(["RESTORE", "True", "TRAIN.MAX_EPOCH", "2"])
 
 
-@pytest.mark.parametrize("key,value", [("TRAIN.NF", "8"), ("TREE.BASE_SIZE", "128"), ("GAN.SSACN", "False"),
+@pytest.mark.parametrize("key,value", [("TRAIN.NF", "8"), ("TREE.BASE_SIZE", "128"),
                                        ("TRAIN.DAMSM_INPUT_SIZE", "80")])
 def test_resume_refuses_a_change_of_what_defines_the_run(tmp_path, synthetic_birds, damsm_files, key, value):
     _trained(tmp_path, synthetic_birds, damsm_files)

@@ -270,7 +270,7 @@ def test_empty_captions_file_is_an_error(setup):
 
 def test_png_writer_propagates_write_errors(tmp_path):
     image = np.zeros((4, 4, 3), np.uint8)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(SSAGANError, match=r"could not write .*x\.png \(No such file or directory\).*incomplete"):
         with PngWriter(ThreadPoolExecutor(1), max_pending=1) as writer:
             writer.submit([(str(tmp_path / "missing_dir" / "x.png"), image)])
     with PngWriter(ThreadPoolExecutor(2), max_pending=2) as writer:
