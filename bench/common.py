@@ -25,7 +25,7 @@ from DAMSM import CNN_ENCODER, RNN_ENCODER  # noqa: E402
 from datasets import TextDataset  # noqa: E402
 from miscc.checkpoint import save_released  # noqa: E402
 from miscc.config import cfg, cfg_from_list  # noqa: E402
-from miscc.losses import cosine_similarity, func_attention  # noqa: E402
+from miscc.losses import func_attention  # noqa: E402
 from miscc.seeding import seed_everything  # noqa: E402
 from tools.make_birds import make_birds  # noqa: E402
 
@@ -161,6 +161,12 @@ def make_run(tmp: Path, nf: int, batch: int, size: int, damsm_size: int, amp: st
     seed_everything(cfg.SEED)
 
 
+def _cosine(x1: torch.Tensor, x2: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """The original's cosine over dim 1, written out here so that the reference loop does not share
+    ``miscc.losses.cosine_similarity`` with the implementation it checks."""
+    return (x1 * x2).sum(1) / (x1.norm(2, dim=1) * x2.norm(2, dim=1)).clamp(min=eps)
+
+
 def loop_words_loss(img_features: torch.Tensor, words_emb: torch.Tensor, labels: torch.Tensor,
                     cap_lens: torch.Tensor, class_ids, batch_size: int, gamma1: float = 5.0,
                     gamma2: float = 5.0, gamma3: float = 10.0):
@@ -179,7 +185,7 @@ def loop_words_loss(img_features: torch.Tensor, words_emb: torch.Tensor, labels:
         att_maps.append(attn[i].unsqueeze(0).contiguous())
         words = words.transpose(1, 2).reshape(batch_size * n, -1)
         attended = attended.transpose(1, 2).reshape(batch_size * n, -1)
-        sims = cosine_similarity(words, attended).view(batch_size, n)
+        sims = _cosine(words, attended).view(batch_size, n)
         columns.append(torch.log(torch.exp(sims * g2).sum(dim=1, keepdim=True)))
     scores = torch.cat(columns, 1) * g3  # rows: images, columns: captions
     if ids is not None:

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from miscc.losses import (DAMSM_loss, cosine_similarity, d_hinge_fake, d_hinge_real, func_attention,
-                          g_hinge, ma_gp, sent_loss, words_loss)
+from miscc.losses import (DAMSM_loss, DAMSMSmoothing, cosine_similarity, d_hinge_fake, d_hinge_real,
+                          func_attention, g_hinge, ma_gp, sent_loss, words_loss)
 
 G1, G2, G3 = 5.0, 5.0, 10.0
 
@@ -26,7 +26,8 @@ def loop_words_loss(img_features, words_emb, labels, cap_lens, class_ids, batch_
         att_maps.append(attn[i].unsqueeze(0))
         word = word.transpose(1, 2).reshape(batch_size * n, -1)
         wei = wei.transpose(1, 2).reshape(batch_size * n, -1)
-        row = cosine_similarity(word, wei).view(batch_size, n)
+        # Written out, not ``cosine_similarity``: the reference must not share it with words_loss.
+        row = ((word * wei).sum(1) / (word.norm(2, dim=1) * wei.norm(2, dim=1)).clamp(min=1e-8)).view(batch_size, n)
         sims.append(torch.log(torch.exp(row * G2).sum(dim=1, keepdim=True)))
     sims = torch.cat(sims, 1) * G3
     if class_ids is not None:
@@ -113,10 +114,13 @@ def test_damsm_loss_sums_word_and_sentence_terms():
     code = torch.randn(6, 16)
     encoder = lambda imgs: (feats, code)  # noqa: E731  stands in for CNN_ENCODER
     class_ids = np.array([1, 2, 1, 3, 4, 5])
-    total = DAMSM_loss(encoder, None, labels, words, sent, labels, lens, class_ids)
-    w0, w1, _ = words_loss(feats, words, labels, lens, class_ids, 6)
-    s0, s1 = sent_loss(code, sent, labels, class_ids, 6)
-    assert torch.allclose(total, w0 + w1 + s0 + s1)
+    smoothing = DAMSMSmoothing(gamma1=4.0, gamma2=3.0, gamma3=7.0, lambda_=0.5)
+    total = DAMSM_loss(encoder, None, labels, words, sent, labels, lens, class_ids, smoothing)
+    w0, w1, _ = words_loss(feats, words, labels, lens, class_ids, 6, gamma1=4.0, gamma2=3.0, gamma3=7.0)
+    s0, s1 = sent_loss(code, sent, labels, class_ids, 6, gamma3=7.0)
+    assert torch.allclose(total, 0.5 * (w0 + w1 + s0 + s1))
+    default = DAMSM_loss(encoder, None, labels, words, sent, labels, lens, class_ids)
+    assert not torch.allclose(default, total)  # the smoothing constants reach both terms
 
 
 def test_hinge_terms():
@@ -143,3 +147,10 @@ def test_ma_gp_trains_the_discriminator():
     ma_gp(fn, torch.randn(3, 1, 2, 2), torch.randn(3, 2)).backward()
     expected = 2.0 * 6 * lin.weight.norm() ** 4 * lin.weight  # d/dw of 2 * ||w||^6
     assert torch.allclose(lin.weight.grad, expected, rtol=1e-5)
+
+
+def test_cosine_similarity_is_torch_cosine_and_keeps_size_one_axes():
+    a, b = torch.randn(5, 8, 1, dtype=torch.float64), torch.randn(5, 8, 1, dtype=torch.float64)
+    ours = cosine_similarity(a, b, dim=1)
+    assert ours.shape == (5, 1)
+    assert torch.allclose(ours, F.cosine_similarity(a, b, dim=1), atol=1e-12)

@@ -15,7 +15,6 @@ from datasets import TextDataset
 from miscc.checkpoint import save_released
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from DAMSM import encode_text
 from miscc.sample_protocol import DONE_FILE, GRID_FILE
 from miscc.sampler import PngWriter, sample
 from model import NetG
@@ -114,7 +113,7 @@ def test_pixels_are_the_generator_output_for_the_seeded_noise(setup, models):
     for i, r in enumerate(recs):
         caps[i, :len(r["tokens"])] = torch.tensor(r["tokens"])
     with torch.no_grad():
-        img, masks = netG(noise, encode_text(encoder, caps, lens)[1])
+        img, masks = netG(noise, encoder(caps, lens, encoder.init_hidden(caps.size(0)))[1])
     expected = ((img + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     expected_mask = (masks[-1][:, 0] * 255).to(torch.uint8).numpy()
     for i, r in enumerate(recs):
