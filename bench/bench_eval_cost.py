@@ -100,7 +100,7 @@ def print_estimate(args: argparse.Namespace) -> float:
         print(f"| evaluation: {name} forward | {f[name]:.1f} |")
     steps = args.train_images // args.batch
     epoch = steps * args.batch * f["train"]
-    print(f"\n| evaluation | images | share of one epoch per evaluation | interval for < 10 % |\n|---|---:|---:|---:|")
+    print("\n| evaluation | images | share of one epoch per evaluation | interval for < 10 % |\n|---|---:|---:|---:|")
     share = 0.0
     for name, per_image in per_eval.items():
         for images in (args.eval_images, args.all_images):

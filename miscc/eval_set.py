@@ -112,11 +112,11 @@ def _display_choice(dataset: TextDataset, usable: list[int], n_captions: int, se
 
 def request(dataset: TextDataset, num_images: Optional[int], display_captions: int, display_noises: int,
             seed: int) -> dict:
-    """What a set is drawn from and for: a saved set is reused only if all of this is unchanged."""
+    """What a set is drawn from and for: a saved set is reused only if all of this is unchanged (not
+    the data folder's path: a moved folder holds the same captions)."""
     return {"version": VERSION, "seed": seed, "num_images": num_images, "display_captions": display_captions,
             "display_noises": display_noises, "test_captions": len(dataset.captions),
-            "words_num": dataset.words_num, "vocab": dataset.vocab_fingerprint,
-            "data_dir": os.path.abspath(dataset.data_dir)}
+            "words_num": dataset.words_num, "vocab": dataset.vocab_fingerprint}
 
 
 def draw_eval_set(dataset: TextDataset, num_images: Optional[int], display_captions: int, display_noises: int,
@@ -147,6 +147,7 @@ def draw_eval_set(dataset: TextDataset, num_images: Optional[int], display_capti
     shown = _display_choice(dataset, usable, display_captions, seed)
     display_noise = torch.randn(display_noises, NOISE_DIM, generator=torch.Generator().manual_seed(seed + 1))
     meta = {**request(dataset, num_images, display_captions, display_noises, seed), "selection": selection,
+            "data_dir": os.path.abspath(dataset.data_dir),
             "noise": "row k of torch.randn(test captions, 100) with torch.Generator().manual_seed(SEED) for "
                      "test caption k; display noise: randn(DISPLAY_NOISES, 100), manual_seed(SEED + 1)"}
     return EvalSet(tuple(job(i) for i in picked), noise[picked].clone(), tuple(job(i) for i in shown),

@@ -363,7 +363,7 @@ class TrainingWatch:
 
     def evaluate(self, epoch: int, step: int, epoch_seconds: float, writer, models: EvalModels) -> None:
         start = time.perf_counter()
-        s, es = self.settings, self.eval_set
+        es = self.eval_set
         self._prepare_networks(models)
         n, world = len(es.jobs), distributed.world_size()
         counts = [b - a for a, b in (shard(n, r, world) for r in range(world))]

@@ -22,7 +22,7 @@ import miscc.training_eval as te
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset, build_transform
 from miscc.checkpoint import load_checkpoint, save_released
-from miscc.config import cfg, cfg_from_list
+from miscc.config import cfg_from_list
 from miscc.errors import SSAGANError
 from miscc.eval_set import EvalSet, draw_eval_set, load_or_draw
 from miscc.factory import build_dataset, build_generator
@@ -222,6 +222,21 @@ def test_epoch_grids_use_the_saved_display_set_and_evaluation_off_writes_no_metr
         assert (run / "images" / f"epoch_{epoch:03d}.png").is_file()
     assert not (run / "metrics.jsonl").exists() and not (run / "best.json").exists()
     assert not [tag for tag in _scalars(run) if tag.startswith("eval/")]
+
+
+def test_evaluating_changes_nothing_training_computes(tmp_path, birds8):
+    weights = []
+    for name, interval in (("off", 0), ("on", 1)):
+        data, damsm = birds8
+        configure(tmp_path / name, data, damsm, **{"TRAIN.EVAL_INTERVAL": interval, "TRAIN.MAX_EPOCH": 2,
+                                                   "EVAL.FID_NUM_IMAGES": 20, "EVAL.BEST_METRIC": "r_precision",
+                                                   "EVAL.METRICS": "r_precision,colour_accuracy", "PROGRESS": "off"})
+        trainer = GANTrainer("finetune")  # encoders in train mode: dropout draws from the global stream
+        trainer.train()
+        weights.append({f"{i}.{k}": v.clone() for i, m in enumerate((trainer.netG, trainer.netD, trainer.text_encoder))
+                        for k, v in m.state_dict().items()})
+    assert len(_lines(tmp_path / "on" / "output" / "tiny")) == 2
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 @pytest.mark.parametrize("kill", ["during_evaluation", "after_evaluation", "before_best_files"])
