@@ -50,6 +50,8 @@ def in_range(low: float, high: float, high_open: bool = False) -> Callable[[Any]
 
 
 positive = _rule("> 0", lambda v: v > 0)
+# Metrics of in-training evaluation (miscc/training_eval.py); FID lower is better, the others higher.
+EVAL_METRICS = ("fid", "inception_score", "r_precision", "colour_accuracy")
 _even_positive = _rule("a positive even number (two LSTM directions)", lambda v: v > 0 and v % 2 == 0)
 
 
@@ -153,14 +155,37 @@ SPEC: tuple[Key, ...] = (
         "c = mu + sigma * eps of the sentence (mu when sampling), plus TRAIN.KL_WEIGHT * KL in its loss; "
         "D and DAMSM keep the sentence embedding."),
 
-    Key("TRAIN.EVAL_INTERVAL", 0, "Reserved for in-training evaluation, which is not implemented yet: "
-        "only 0 is accepted (evaluate snapshots with IS.py).", (0,)),
+    Key("TRAIN.EVAL_INTERVAL", 0, "New: evaluate the generator every this many epochs and at the last epoch "
+        "(EVAL.* keys; metrics.jsonl, eval/* in TensorBoard, best.json and netG_best.pth; docs/EVALUATION.md, "
+        "\"During training\"). 0 = never (released). Cost at CUB scale, 3000 images: about 3.4% of an epoch per "
+        "evaluation.", check=at_least(0)),
     Key("EVAL.INCEPTION_WEIGHTS", "", "New: torch-fidelity's `weights-inception-2015-12-05-6726825d.pth` "
-        "for IS/FID; empty = the torch hub cache (see docs/EVALUATION.md)."),
-    Key("EVAL.FID_REF", "", "Reserved for in-training evaluation (not implemented yet): only '' is "
-        "accepted; IS.py takes `--fid_ref`.", ("",)),
-    Key("EVAL.FID_NUM_IMAGES", 3000, "Reserved for in-training evaluation (not implemented yet): only the "
-        "default is accepted.", (3000,)),
+        "for IS/FID; empty = the torch hub cache (see docs/EVALUATION.md). During training, a missing hub file "
+        "skips IS/FID with one message; `random` = random weights, for tests and demos only (every output "
+        "marks its IS/FID as meaningless)."),
+    Key("EVAL.FID_REF", "", "New: FID reference of in-training evaluation: a statistics `.npz` (`IS.py "
+        "--save_stats`), a CUB data folder or an image folder; empty = the test split of DATA_DIR at the "
+        "generator's size (CUB layout only; cached like IS.py's)."),
+    Key("EVAL.FID_NUM_IMAGES", 3000, "New: images of the in-training evaluation set, test captions drawn once "
+        "from SEED with the sampler's noise for each; 0 (or more than there are) = every test caption once, "
+        "the protocol of `main.py --sample` + IS.py. Fewer images bias FID upwards: compare values of one "
+        "run with each other only.", check=at_least(0)),
+    Key("EVAL.METRICS", "fid,r_precision,colour_accuracy", "New: comma-separated metrics of in-training "
+        "evaluation: `fid`, `inception_score`, `r_precision` (the run's DAMSM encoders, fine-tuned ones in "
+        "main_finetune.py), `colour_accuracy` (synthetic bird set only: skipped without "
+        "`attributes_test.json`).", check=_rule(
+            "a comma-separated list of " + ", ".join(EVAL_METRICS),
+            lambda v: bool(v.strip()) and all(m.strip() in EVAL_METRICS for m in v.split(",")))),
+    Key("EVAL.BEST_METRIC", "fid", "New: the metric that picks the best epoch (`netG_best.pth`, best.json); "
+        "lower is better for `fid`, higher for the others; must be one of EVAL.METRICS; `none` = no best "
+        "epoch.", EVAL_METRICS + ("none",)),
+    Key("EVAL.BATCH_SIZE", 50, "New: images per generator / Inception batch during in-training evaluation "
+        "(IS.py's default 50).", check=at_least(1)),
+    Key("EVAL.DISPLAY_CAPTIONS", 8, "New: test captions (of different classes where possible) in the "
+        "per-epoch grid `images/epoch_XXX.png`; drawn once from SEED, the same in every epoch.",
+        check=at_least(1)),
+    Key("EVAL.DISPLAY_NOISES", 4, "New: noise vectors per caption in the per-epoch grid (fixed: column j "
+        "shows noise j in every row and every epoch).", check=at_least(1)),
     Key("PROGRESS", "auto", "New: progress reporting of long loops; `auto` = a bar on a terminal and one "
         "line every 30 s in a log file, `bar`, `log`, or `off`.", ("auto", "bar", "log", "off")),
 )

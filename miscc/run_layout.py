@@ -8,7 +8,8 @@ Frozen names (the released code and its users rely on them; docs/ORIGINAL.md):
     ``image_encoder`` in the *file name* (never in the folder names).
 
 A run folder ``OUTPUT_DIR/<CONFIG_NAME>/`` holds ``models/`` (snapshots, ``latest*.pth``, best files),
-``tb/``, ``images/``, ``samples/``, ``config.yaml``, ``config_history.yaml``, ``metrics.jsonl``.
+``tb/``, ``images/`` (``epoch_%03d.png``), ``samples/``, ``config.yaml``, ``config_history.yaml``, and the
+in-training evaluation's ``metrics.jsonl``, ``best.json``, ``metrics.png`` and ``eval_set.pt``.
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ CONFIG_FILE = "config.yaml"
 CONFIG_HISTORY_FILE = "config_history.yaml"
 METRICS_FILE = "metrics.jsonl"
 BEST_FILE = "best.json"
+METRICS_PLOT_FILE = "metrics.png"
+EVAL_SET_FILE = "eval_set.pt"
+BEST_TAG = "best"  # netG_best.pth ...: the weights of the best evaluated epoch
 TEMP_SUFFIX = ".tmp"
 
 # Component kinds that have a released file; longest first so that "netG_ema" wins over "netG".
@@ -149,6 +153,17 @@ class RunLayout:
     @property
     def best(self) -> Path:
         return self.root / BEST_FILE
+
+    @property
+    def metrics_plot(self) -> Path:
+        return self.root / METRICS_PLOT_FILE
+
+    @property
+    def eval_set(self) -> Path:
+        return self.root / EVAL_SET_FILE
+
+    def epoch_grid(self, epoch: int) -> Path:
+        return self.images / f"epoch_{epoch:03d}.png"
 
     def latest(self, name: str = LATEST_GAN) -> Path:
         return self.models / name

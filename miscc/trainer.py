@@ -12,6 +12,8 @@ optional parts (EMA generator, fine-tuned encoders) are components of that skele
 
 Outputs go to ``OUTPUT_DIR/<CONFIG_NAME>/`` (``miscc/run_layout.py``): ``models/`` (released-format
 ``netG_%03d.pth`` ... and ``latest.pth``, the full training state), ``tb/``, ``images/``, ``config.yaml``.
+The epoch grids and the evaluation every TRAIN.EVAL_INTERVAL epochs (``metrics.jsonl``, ``best.json``,
+``netG_best.pth``) are ``miscc/training_eval.py``'s.
 """
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ import copy
 from typing import Optional, Sequence
 
 import torch
-from torchvision.utils import make_grid, save_image
 
 from DAMSM import encode_text
 from datasets import build_transform, prepare_data
@@ -33,8 +34,10 @@ from miscc.factory import (NOISE_DIM, build_dataset, build_discriminator, build_
                            build_text_encoder, damsm_smoothing, get_device)
 from miscc.losses import DAMSM_loss, d_hinge_fake, d_hinge_real, g_hinge, kl_divergence, ma_gp
 from miscc.progress import say
-from miscc.run_layout import LATEST_GAN, companion, epoch_from_name
+from miscc.metrics.reference import DEFAULT_CACHE_DIR
+from miscc.run_layout import BEST_TAG, LATEST_GAN, atomic_write_json, companion, epoch_from_name, image_encoder_beside
 from miscc.train_loop import Component, TrainLoop, entry
+from miscc.training_eval import BEST_KINDS, EvalModels, EvalSettings, TrainingWatch
 
 # Released DAMSM weight in the generator loss, by entry point (TRAIN.DAMSM_WEIGHT < 0 selects it).
 RELEASED_DAMSM_WEIGHT = {"main": 0.05, "finetune": 0.1}
@@ -93,6 +96,14 @@ class DiscriminatorPasses:
         bf16 = self.amp_dtype == torch.bfloat16
         with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=bf16):
             return self.netD.COND_DNET(self.netD(imgs), sent).float()
+
+
+def eval_settings() -> EvalSettings:
+    """TRAIN.EVAL_INTERVAL and the EVAL.* keys (docs/EVALUATION.md, "During training")."""
+    e = cfg.EVAL
+    return EvalSettings(cfg.TRAIN.EVAL_INTERVAL, tuple(m.strip() for m in e.METRICS.split(",")), e.BEST_METRIC,
+                        e.FID_NUM_IMAGES, e.BATCH_SIZE, e.DISPLAY_CAPTIONS, e.DISPLAY_NOISES, e.INCEPTION_WEIGHTS,
+                        e.FID_REF, cfg.DATA_DIR, cfg.SEED, DEFAULT_CACHE_DIR, cfg.PROGRESS)
 
 
 class GANTrainer(TrainLoop):
@@ -167,6 +178,9 @@ class GANTrainer(TrainLoop):
         self.d_params = list(self.netD.parameters())
         self.setup_processes()
         self._setup_parallel_and_precision()
+        size = cfg.TREE.BASE_SIZE
+        self.watch = TrainingWatch(eval_settings(), self.layout, self.device, size, lambda: build_dataset(
+            "test", transform=build_transform(size, train=False), every_caption=True))
 
     def describe(self) -> str:
         return (f"mode {self.mode}, {len(self.dataset)} train images of {self.dataset.data_dir}, vocabulary "
@@ -324,7 +338,7 @@ class GANTrainer(TrainLoop):
         err_mis = d_hinge_fake(self.d.cond(feats_real[: batch - 1], sent_de[1:batch]))
 
         noise = torch.randn(batch, NOISE_DIM).to(self.device)
-        fake, masks = self.generate(noise, sent_de)
+        fake, _ = self.generate(noise, sent_de)
 
         stats = {}
         if self.finetune:
@@ -360,38 +374,60 @@ class GANTrainer(TrainLoop):
                       "errD/mismatch": err_mis.detach(), "errD/fake": err_fake.detach(),
                       "errD/MAGP": gp.detach(), "errG/g_loss": err_g.detach(),
                       **g_terms, "errG/total": err_g_total.detach()})
-        self._last = (real.detach(), fake.detach(), [m.detach() for m in masks])
         return stats
 
-    # --- logging -------------------------------------------------------------------------------
-    def log_images(self, writer, epoch: int) -> None:
-        real, fake, masks = self._last
-        n = min(16, real.size(0))
-        grids = {"images/real": make_grid(real[:n], nrow=4, normalize=True, value_range=(-1, 1)),
-                 "images/fake": make_grid(fake[:n], nrow=4, normalize=True, value_range=(-1, 1))}
-        size = fake.shape[-2:]
-        for mask in masks:
-            up = torch.nn.functional.interpolate(mask[:n], size=size, mode="nearest")
-            grids[f"masks/{mask.shape[-1]}x{mask.shape[-1]}"] = make_grid(up, nrow=4, value_range=(0, 1))
-        for tag, grid in grids.items():
-            writer.add_image(tag, grid, epoch)
-        overview = torch.cat([grids["images/real"], grids["images/fake"],
-                              grids[f"masks/{size[-1]}x{size[-1]}"]], dim=2)
-        save_image(overview, self.layout.images / f"epoch_{epoch:03d}.png")
-
+    # --- the end of an epoch: logging, the epoch grid, evaluation, the best epoch -----------------
     def begin_epoch(self, epoch: int) -> None:
+        if epoch == self.start_epoch:  # after restore(): the run folder and the loaded state are final
+            record = self.watch.start(self.start_epoch)
+            if record is not None:
+                self.write_best(record)
         self.netG.train()
         self.netD.train()
 
     def end_epoch(self, epoch: int, means: dict[str, float], seconds: float, writer) -> None:
-        if writer is None:
+        if writer is not None:
+            for k, v in means.items():
+                writer.add_scalar(k, v, epoch)
+            say(f"[{epoch}/{cfg.TRAIN.MAX_EPOCH}] " + " ".join(
+                f"{k.split('/')[-1]} {v:.3f}" for k, v in means.items()) + f" ({seconds:.1f}s)")
+        self.watch.end_epoch(epoch, self.last_epoch(), self.step_count, seconds, writer, self.eval_models())
+        if writer is not None:
+            writer.flush()
+
+    def eval_models(self) -> EvalModels:
+        """The generator that is sampled (EMA when on) and the encoders it is conditioned on."""
+        if self.finetune:
+            source = f"fine-tuned in this run ({self.layout.models})"
+            text, image = source, source
+        else:
+            text, image = cfg.TEXT.DAMSM_NAME, str(image_encoder_beside(cfg.TEXT.DAMSM_NAME))
+        ema = self.netG_ema is not None
+        return EvalModels(self.netG_ema if ema else self.netG, "netG_ema" if ema else "netG", self.text_encoder,
+                          self.image_encoder, text, image)
+
+    def save(self, epoch: int) -> None:
+        super().save(epoch)
+        # A new best epoch's files follow its training state: a resume never redoes an epoch whose
+        # weights are kept as the best (miscc/training_eval.py).
+        record = self.watch.take_pending_best()
+        if record is not None:
+            self.write_best(record)
+
+    def write_best(self, record: dict) -> None:
+        """``netG_best.pth`` (+ EMA, + fine-tuned encoders) in the released format, then best.json."""
+        if not distributed.is_main():
             return
-        for k, v in means.items():
-            writer.add_scalar(k, v, epoch)
-        self.log_images(writer, epoch)
-        writer.flush()
-        say(f"[{epoch}/{cfg.TRAIN.MAX_EPOCH}] " + " ".join(
-            f"{k.split('/')[-1]} {v:.3f}" for k, v in means.items()) + f" ({seconds:.1f}s)")
+        kept = [c for c in self.components if c.released in BEST_KINDS]
+        for c in kept:
+            self.save_released(c, BEST_TAG)
+        atomic_write_json(self.layout.best, {**record, "files": [self.layout.gan_snapshot(c.released, BEST_TAG).name
+                                                                  for c in kept]})
+
+    def train(self):
+        root = super().train()
+        self.watch.report()
+        return root
 
 
 def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:

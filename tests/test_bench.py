@@ -21,6 +21,9 @@ CASES = {
     "train_step": (["bench_train_step.py", "--nf", "4", "--batch", "2", "--size", "64", "--damsm_size", "75",
                     "--steps", "1", "--rounds", "1"], "losses agree to"),
     "memory": (["bench_memory.py", "--configs", "4,2,64,75"], "largest peak RSS"),
+    "eval_cost": (["bench_eval_cost.py", "--nf", "4", "--size", "64", "--damsm_size", "75", "--time",
+                   "--time_nf", "4", "--time_batch", "2", "--classes", "4", "--per_class", "6",
+                   "--time_evals", "r_precision,colour_accuracy:10"], "of an epoch"),
     "dataloader": (["bench_dataloader.py", "--size", "64", "--batch_size", "2", "--batches", "2",
                     "--workers", "0"], "images/s"),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import torch
 
 from miscc.metrics.classifier import ClassifierIS
@@ -30,6 +31,11 @@ class EvalContext:
     is right whenever the records list exactly those images). Inception features are extracted on
     first use and shared by every metric that needs them. Metrics append protocol caveats to
     ``notes``.
+
+    ``inception_features`` / ``damsm_codes``: the Inception features of ``images`` and the DAMSM image
+    codes of the record images, when the caller computed them itself (a training loop that shards
+    the images over processes and gathers the per-image results); the metrics then read these
+    instead of running the networks, and compute exactly what they compute from the images.
     """
     images: Optional[Union[ImageSet, GeneratedImages]] = None
     records: Optional[Sequence[SampleRecord]] = None
@@ -44,11 +50,15 @@ class EvalContext:
     batch_size: int = 50
     device: Union[str, torch.device] = "cpu"
     workers: int = 0
+    inception_features: Optional[Features] = None
+    damsm_codes: Optional[np.ndarray] = None
     notes: list[str] = field(default_factory=list)
     _features: Optional[Features] = field(default=None, init=False, repr=False)
 
     def features(self) -> Features:
         """Inception pool3 moments and logits of ``images``, extracted once."""
+        if self._features is None and self.inception_features is not None:
+            self._features = self.inception_features
         if self._features is None:
             self._features = extract_features(self.images, self.inception, batch_size=self.batch_size,
                                               device=self.device, workers=self.workers, desc="generated")

@@ -57,7 +57,7 @@ def _fid(ctx: EvalContext) -> dict:
 
 def _r_precision(ctx: EvalContext) -> dict:
     mean, std, info = samples_r_precision(ctx.records, ctx.paired_images(), ctx.encoders, splits=ctx.splits,
-                                          seed=ctx.seed, **_runtime(ctx))
+                                          seed=ctx.seed, codes=ctx.damsm_codes, **_runtime(ctx))
     return {"r_precision": {"mean": mean, "std": std, **info, "text_encoder": ctx.encoders.text_path,
                             "image_encoder": ctx.encoders.image_path}}
 

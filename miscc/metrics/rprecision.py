@@ -151,11 +151,13 @@ def encode_images(image_encoder: nn.Module, images: ImageSource, device: str | t
     """DAMSM global image codes [N, nef] of uint8 images (mapped back to the generator's [-1, 1])."""
     device = torch.device(device)
     image_encoder = image_encoder.to(device).eval()
-    out = []
-    for batch in progress(images, batch_size, device, workers, "DAMSM images"):
-        x = batch.to(device).float() / 127.5 - 1.0
-        out.append(image_encoder(x)[1].double().cpu().numpy())
-    return np.concatenate(out)
+    return np.concatenate([image_codes(image_encoder, batch.to(device)).double().cpu().numpy()
+                           for batch in progress(images, batch_size, device, workers, "DAMSM images")])
+
+
+def image_codes(image_encoder: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """DAMSM global codes [B, nef] of one uint8 batch [B, 3, H, W] (on the encoder's device)."""
+    return image_encoder(batch.float() / 127.5 - 1.0)[1]
 
 
 _CUB_CLASS = re.compile(r"^(\d{3}\.[^/]+)/")
@@ -172,9 +174,10 @@ def caption_group(key: str) -> str:
 def samples_r_precision(records: Sequence[SampleRecord], images: ImageSource, encoders: DamsmEncoders,
                         *, n_mismatch: int = 99, splits: int = 10, seed: int = 0,
                         device: str | torch.device = "cpu", batch_size: int = 50,
-                        workers: int = 0) -> tuple[float, float, dict]:
+                        workers: int = 0, codes: Optional[np.ndarray] = None) -> tuple[float, float, dict]:
     """R-precision of generated ``images`` (in the order of their ``records``); the mismatch pool is
-    every distinct caption of the set."""
+    every distinct caption of the set. ``codes``: the images' DAMSM codes if already computed
+    (``image_codes`` of each batch), else ``images`` are encoded here."""
     check_splits(len(records), splits, "R-precision")
     if len(images) != len(records):
         raise SSAGANError(f"R-precision got {len(images)} images for {len(records)} sample records; "
@@ -187,7 +190,10 @@ def samples_r_precision(records: Sequence[SampleRecord], images: ImageSource, en
             pool_tokens.append(r.tokens)
     pool = encode_sentences(encoders.text, pool_tokens, device)
     true = pool[[pool_index[(r.key, r.caption_idx)] for r in records]]
-    codes = encode_images(encoders.image, images, device, batch_size, workers)
+    if codes is None:
+        codes = encode_images(encoders.image, images, device, batch_size, workers)
+    elif len(codes) != len(records):
+        raise SSAGANError(f"R-precision got {len(codes)} image codes for {len(records)} sample records.")
     groups = [caption_group(r.key) for r in records]
     pool_groups = [caption_group(k) for k, _ in pool_index]
     mean, std = r_precision(codes, true, pool, groups=groups, pool_groups=pool_groups,
