@@ -196,7 +196,7 @@ def test_a_released_text_encoder_has_no_fingerprint_and_only_its_size_is_checked
     (("TRAIN.DAMSM_INPUT_SIZE", "50"), (), "TRAIN.DAMSM_INPUT_SIZE = 50 must be >= 75"),
     (("TRAIN.MAX_EPOCH", "0"), (), "TRAIN.MAX_EPOCH = 0"),
     (("TRAIN.EMA_DECAY", "1.5"), (), "TRAIN.EMA_DECAY = 1.5"),
-    (("TRAIN.EVAL_INTERVAL", "1"), (), "TRAIN.EVAL_INTERVAL"),
+    (("TRAIN.EVAL_INTERVAL", "-1"), (), "TRAIN.EVAL_INTERVAL = -1"),
     ((), ("--manualSeed", "-1"), "SEED = -1"),
     ((), ("--manualSeed", str(2 ** 33)), "SEED = 8589934592"),
     (("--resume",), (), "Put flags such as --resume before --opts"),
