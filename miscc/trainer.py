@@ -65,6 +65,7 @@ class GANTrainer(TrainLoop):
     WHAT = "GAN training"
     FROZEN_KEYS = ("TRAIN.NF", "TREE.BASE_SIZE", "GAN.SSACN", "GAN.FUSION", "TEXT.CA", "DATASET_NAME",
                    "TEXT.EMBEDDING_DIM", "TEXT.DAMSM_NAME", "RNN_TYPE", "TRAIN.DAMSM_INPUT_SIZE")
+    RELEASED_KEY = "TRAIN.NET_G"
 
     def __init__(self, mode: str = "main", device: Optional[torch.device] = None, start_over: bool = False):
         if mode not in RELEASED_DAMSM_WEIGHT:
@@ -194,6 +195,11 @@ class GANTrainer(TrainLoop):
     def start_from_released(self, net_g: str) -> None:
         """Start from released files: netG (+ netD, EMA, encoders beside it); fresh optimisers."""
         epoch = epoch_from_name(net_g)
+        pair = [companion(net_g, kind) for kind in ("text_encoder", "image_encoder")]
+        if self.finetune and pair[0].is_file() != pair[1].is_file():  # before loading: the likely cause first
+            raise SSAGANError(f"{pair[0]} and {pair[1]} come as a pair: one is missing. Put both fine-tuned "
+                              "encoders beside the generator, or neither (then the encoders start from "
+                              "TEXT.DAMSM_NAME).")
         load_checkpoint(self.netG, net_g)
         loaded = ["netG"]
         for c in self.components:
@@ -202,10 +208,6 @@ class GANTrainer(TrainLoop):
             path = companion(net_g, c.released)
             if c.name == "netG_ema" and not path.is_file():
                 c.module.load_state_dict(self.netG.state_dict())  # the average restarts from netG
-            elif c.name == "image_encoder" and (path.is_file() != companion(net_g, "text_encoder").is_file()):
-                raise SSAGANError(f"{companion(net_g, 'text_encoder')} and {path} come as a pair: one is missing. "
-                                  "Put both fine-tuned encoders beside the generator, or neither (then the "
-                                  "encoders start from TEXT.DAMSM_NAME).")
             elif path.is_file():
                 load_checkpoint(c.module, path)
                 loaded.append(c.name)
