@@ -4,9 +4,9 @@
 
 (a) Kill and resume. A tiny GAN run (synthetic birds, NF 4, 64 px, batch 6, a random DAMSM pair,
     WORKERS 0, PROGRESS off) is trained straight for ``--epochs`` epochs. The same run is then started
-    as ``python main.py ...`` and SIGKILLed ``--kills`` times: about half of the kills after a random
-    delay, the others the moment a ``.latest.pth*.tmp`` file (a checkpoint being written) appears, at
-    a randomly chosen save. After every kill each ``.pth`` of the run must load with
+    as ``python main.py ...`` and SIGKILLed ``--kills`` times, in turn: the moment a ``.latest.pth*.tmp``
+    file (a checkpoint being written) appears, at a randomly chosen save; at a random moment of the
+    training; again at a write; at a random moment of the whole process (start-up included). After every kill each ``.pth`` of the run must load with
     ``torch.load(weights_only=True)``; the next start is what the messages tell a user to type
     (``--resume`` when ``latest.pth`` exists, else a plain start, else ``--start_over``). Reported: kills,
     kills that left a temp file (so landed inside a write), corrupt files, temp files left after the
@@ -152,24 +152,34 @@ def next_flags(run: Path) -> tuple[tuple, str]:
     return (), "plain"
 
 
-def wait_and_kill(child: Child, models: Path, mode: str, delay: float, nth_write: int,
-                  deadline: float) -> bool:
-    """SIGKILL ``child`` after ``delay`` s (mode random) or at its ``nth_write``-th latest.pth temp file
-    (mode write); False if it exited first."""
+# The kinds of kill, in turn: at a latest.pth write, at a random moment of training (after the start
+# line), and at a random moment of the whole process (start-up included).
+KILL_MODES = ("write", "training", "write", "any")
+
+
+def latest_temps(models: Path) -> set[str]:
+    try:
+        return {e.name for e in os.scandir(models) if e.name.startswith(".latest.pth")}
+    except FileNotFoundError:
+        return set()
+
+
+def wait_and_kill(child: Child, models: Path, mode: str, delay: float, nth_write: int, deadline: float,
+                  old: set[str]) -> bool:
+    """SIGKILL ``child`` ``delay`` s after its start (mode any) or its start line (mode training), or at
+    its ``nth_write``-th new latest.pth temp file (mode write; ``old`` ones, an earlier kill's, are not
+    counted). False if it exited first."""
     seen: set[str] = set()
     while child.proc.poll() is None:
         now = time.monotonic() - child.start
         if now > deadline:
             break
-        if mode == "random" and now >= delay:
+        began = child.seen("GAN training on") if mode == "training" else 0.0
+        if mode != "write" and began is not None and now >= began + delay:
             child.proc.kill()
             return True
-        if mode == "write" and models.is_dir():
-            try:
-                names = [e.name for e in os.scandir(models) if e.name.startswith(".latest.pth")]
-            except FileNotFoundError:
-                names = []
-            seen.update(names)
+        if mode == "write":
+            seen |= latest_temps(models) - old
             if len(seen) >= nth_write:
                 child.proc.kill()
                 return True
@@ -180,8 +190,7 @@ def wait_and_kill(child: Child, models: Path, mode: str, delay: float, nth_write
     return False
 
 
-def kill_and_resume(work: Path, data: Path, encoder: Path, epochs: int, kills: int, write_share: float,
-                    rng: random.Random, threads: int, timeout: float, workers: int = 0) -> KillReport:
+def kill_and_resume(work: Path, data: Path, encoder: Path, epochs: int, kills: int, rng: random.Random, threads: int, timeout: float, workers: int = 0) -> KillReport:
     rep = KillReport()
     env = child_env(threads)
     straight_out = work / "straight" / "out"
@@ -202,14 +211,15 @@ def kill_and_resume(work: Path, data: Path, encoder: Path, epochs: int, kills: i
             rep.finished_early += 1
             break
         remaining = epochs - done
-        mode = "write" if rng.random() < write_share else "random"
-        delay = rng.uniform(0.0, 0.95 * (rep.startup_s + remaining * rep.epoch_s))
+        mode = KILL_MODES[rep.attempts % len(KILL_MODES)]
+        span = remaining * rep.epoch_s + (rep.startup_s if mode == "any" else 0.0)
+        delay = rng.uniform(0.0, 0.95 * span)
         nth = rng.randint(1, remaining)
         rep.attempts += 1
         rep.start_overs += how == "--start_over"
         old_temps = set(temps(run))
         child = Child(gan_argv(data, encoder, out, epochs, flags, workers), env)
-        killed = wait_and_kill(child, run / "models", mode, delay, nth, timeout)
+        killed = wait_and_kill(child, run / "models", mode, delay, nth, timeout, latest_temps(run / "models"))
         rc = child.wait(timeout)
         at = time.monotonic() - child.start
         if not killed:
@@ -394,7 +404,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--kills", type=int, default=6, help="SIGKILLs of the resumed run (default 6)")
     p.add_argument("--epochs", type=int, default=3, help="epochs of the run (default 3)")
-    p.add_argument("--write_share", type=float, default=0.5, help="share of kills aimed at a checkpoint write")
     p.add_argument("--seed", type=int, default=0, help="seed of the kill schedule")
     p.add_argument("--workers", type=int, default=0, help="WORKERS of the killed run (default 0)")
     p.add_argument("--cases", choices=("quick", "all"), default="quick", help="bad-input table: one or more "
@@ -424,8 +433,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if child.wait(args.timeout) != 0:
                 raise SystemExit(f"the straight run failed:\n{child.text()[-3000:]}")
         else:
-            rep = kill_and_resume(work, data, encoder, args.epochs, args.kills, args.write_share,
-                                  random.Random(args.seed), args.threads, args.timeout, args.workers)
+            rep = kill_and_resume(work, data, encoder, args.epochs, args.kills, random.Random(args.seed), args.threads, args.timeout, args.workers)
             problems += print_kills(rep, args)
         verdicts: list[Verdict] = []
         if not args.skip_cases:

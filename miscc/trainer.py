@@ -86,7 +86,10 @@ class GANTrainer(TrainLoop):
                               f"than TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} x {world} process(es); the last "
                               "partial batch is dropped (as in the original), so no step would run. Lower "
                               "the batch size.")
-        self.loader = self.make_loader(self.dataset, persistent_workers=True)
+        # Fresh workers every epoch (as the original): their seeds are drawn from the main random state
+        # at the epoch's start, which latest.pth restores, so a resumed run crops and flips as an
+        # uninterrupted one; persistent workers would carry streams that no checkpoint holds.
+        self.loader = self.make_loader(self.dataset)
 
         self.text_encoder = build_text_encoder(self.dataset.n_words, captions_path=self.dataset.captions_path,
                                                vocab=self.dataset.vocab_fingerprint).to(self.device)

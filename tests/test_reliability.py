@@ -180,6 +180,21 @@ def test_resume_applies_new_learning_rates_and_batch_size_and_records_them(tmp_p
     assert yaml.safe_load((tmp_path / "output" / "tiny" / "config.yaml").read_text())["TRAIN"]["BATCH_SIZE"] == 4
 
 
+def test_a_resume_with_loader_workers_reproduces_the_uninterrupted_run(tmp_path, synthetic_birds, damsm_files):
+    """Workers draw the crops and flips; their seeds must come from the restored random state, so each
+    epoch gets fresh workers (persistent ones would carry the uninterrupted run's streams over)."""
+    configure(tmp_path / "straight", synthetic_birds, damsm_files, **{"WORKERS": 1, "TRAIN.MAX_EPOCH": 2})
+    straight = GANTrainer("main")
+    straight.train()
+    configure(tmp_path / "killed", synthetic_birds, damsm_files, **{"WORKERS": 1, "TRAIN.MAX_EPOCH": 1})
+    GANTrainer("main").train()
+    cfg_from_list(["RESTORE", "True", "TRAIN.MAX_EPOCH", "2"])
+    resumed = GANTrainer("main")
+    resumed.train()
+    for (k, a), b in zip(straight.netG.state_dict().items(), resumed.netG.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
 def test_resuming_a_finished_run_says_there_is_nothing_to_do(tmp_path, synthetic_birds, damsm_files, capsys):
     _trained(tmp_path, synthetic_birds, damsm_files)
     cfg_from_list(["TRAIN.MAX_EPOCH", "1"])
