@@ -11,7 +11,7 @@
     (``--resume`` when ``latest.pth`` exists, else a plain start, else ``--start_over``). Reported: kills,
     kills that left a temp file (so landed inside a write), corrupt files, temp files left after the
     run finished, and the largest difference between the final netG/netD/latest.pth and the straight run.
-(b) Bad inputs. Every case of ``bench/fault_cases.py`` runs as a real command line. ``clear``: exit
+(b) Bad inputs. Every case of ``bench/fault_cases*.py`` runs as a real command line. ``clear``: exit
     code 2, exactly one ``error:`` line naming the key/file/value, no traceback, the watched files
     and folders unchanged. ``bad``: a traceback, exit 0 or a hang. ``weak``: anything between.
 
@@ -41,7 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench.common import machine  # noqa: E402
-from bench.fault_cases import CASES, ROOT, Fixture, Plan  # noqa: E402
+import bench.fault_cases  # noqa: E402,F401 - registers its cases
+import bench.fault_cases_runs  # noqa: E402,F401 - registers its cases
+from bench.fault_fixture import CASES, ROOT, Fixture, Plan  # noqa: E402
 
 TEMP = re.compile(r"^\..*\.tmp$")
 ERROR_LINE = re.compile(r"^(\S+: )?error: ")

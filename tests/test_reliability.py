@@ -421,3 +421,26 @@ def test_progress_in_a_log_file_is_whole_lines(capsys, monkeypatch):
     lines = capsys.readouterr().err.split("\n")
     assert "\r" not in "".join(lines)
     assert [line.split(" (")[0] for line in lines if line] == ["steps: 1/3", "steps: 2/3", "steps: 3/3"]
+
+
+# --- the fault probe's verdicts (bench/fault_probe.py) ----------------------------------------------
+
+def test_the_fault_probe_calls_only_a_refusal_that_changed_nothing_clear(tmp_path):
+    from bench.fault_probe import changes, classify, fingerprint
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "models" / "latest.pth").write_bytes(b"state")
+    watch = [run, tmp_path / "absent"]
+    before = fingerprint(watch)
+    assert changes(before, fingerprint(watch)) == []
+    one_line = "warning: something\nerror: TRAIN.NF = 0 must be >= 1\n"
+    assert classify(2, one_line, "TRAIN.NF = 0", []) == ("clear", "")
+    assert classify(2, one_line, "TRAIN.NF = 0", ["x"])[0] == "weak"
+    assert classify(2, one_line, "TRAIN.BATCH_SIZE", [])[0] == "weak"        # does not name the key
+    assert classify(1, one_line, "TRAIN.NF = 0", [])[0] == "weak"
+    assert classify(2, one_line + "Traceback (most recent call last):\n", "TRAIN.NF", [])[0] == "bad"
+    assert classify(0, "", "TRAIN.NF", [])[0] == "bad"
+    assert classify(None, "", "TRAIN.NF", [])[0] == "bad"
+    (run / "models" / "latest.pth").write_bytes(b"other")
+    (tmp_path / "absent").mkdir()
+    assert changes(before, fingerprint(watch)) == [f"{run}/models/latest.pth", str(tmp_path / "absent")]
