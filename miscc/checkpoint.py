@@ -25,6 +25,8 @@ _COUNTER = "num_batches_tracked"
 def load_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     """Load a .pth safely (``weights_only=True``: no code runs from untrusted files) onto the CPU."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise SSAGANError(f"{what} {path} is a folder; give the path of the .pth file in it.")
     if not os.path.isfile(path):
         raise SSAGANError(f"{what} {path} does not exist. Check the path in your config "
                           "(TRAIN.NET_G / TEXT.DAMSM_NAME) or download the released file (see README).")
@@ -87,7 +89,8 @@ _KIND_WORDS = {"netG": "a generator (netG) file", "netD": "a discriminator (netD
 
 
 def _blocks(keys) -> int:
-    return len({k.split(".")[0] for k in keys if k.startswith("block")})
+    # Counters are ignored: check_state_dict fills missing ones in, which would add the model's blocks.
+    return len({k.split(".")[0] for k in keys if k.startswith("block") and not k.endswith(_COUNTER)})
 
 
 def likely_cause(module: nn.Module, state: Mapping[str, torch.Tensor]) -> str:

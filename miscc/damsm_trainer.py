@@ -141,6 +141,7 @@ class DAMSMTrainer(TrainLoop):
     WHAT = "DAMSM pretraining"
     FROZEN_KEYS = ("TEXT.EMBEDDING_DIM", "RNN_TYPE", "TRAIN.DAMSM_INPUT_SIZE", "DATASET_NAME",
                    "TRAIN.DAMSM_IMAGENET")
+    RELEASED_KEY = "TRAIN.NET_E"
 
     def __init__(self, device: torch.device, start_over: bool = False):
         super().__init__(device, start_over)

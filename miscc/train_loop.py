@@ -64,6 +64,7 @@ class TrainLoop:
     LATEST = "latest.pth"
     WHAT = "training"
     FROZEN_KEYS: tuple[str, ...] = ()
+    RELEASED_KEY = ""  # the config key of released files to start from (TRAIN.NET_G / TRAIN.NET_E)
 
     def __init__(self, device: torch.device, start_over: bool = False):
         self.device = device
@@ -112,14 +113,14 @@ class TrainLoop:
         return ""
 
     # --- data ----------------------------------------------------------------------------------
-    def make_loader(self, dataset: Dataset, persistent_workers: bool = False) -> DataLoader:
+    def make_loader(self, dataset: Dataset) -> DataLoader:
         """Shuffled, full batches (drop_last, as the original). Several processes: each reads its own
         1/world of a shared per-epoch permutation (``set_epoch``), BATCH_SIZE per process."""
         sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.SEED, drop_last=True) \
             if distributed.world_size() > 1 else None
         workers = cfg.WORKERS
         return DataLoader(dataset, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=sampler is None, sampler=sampler,
-                          drop_last=True, num_workers=workers, persistent_workers=persistent_workers and workers > 0,
+                          drop_last=True, num_workers=workers,
                           pin_memory=self.device.type == "cuda")
 
     def setup_processes(self) -> None:
@@ -181,6 +182,8 @@ class TrainLoop:
         if cfg.RESTORE and self.latest.is_file():
             self.load_training_state(self.latest)
         elif cfg.RESTORE and not released:
+            if self.holds_training_state():
+                raise SSAGANError(f"--resume / RESTORE: nothing to resume from. {self.snapshots_only()}")
             raise SSAGANError(f"--resume / RESTORE: nothing to resume from, {self.latest} does not exist "
                               "(and no released file is set). Check CONFIG_NAME / OUTPUT_DIR, or start without "
                               "--resume.")
@@ -203,25 +206,56 @@ class TrainLoop:
         models = self.layout.models
         return self.latest.is_file() or (models.is_dir() and any(models.glob("*.pth")))
 
-    def prepare_run_folder(self) -> None:
-        """Refuse to train over another run's state unless resuming or starting over (moved aside)."""
+    def snapshots_only(self) -> str:
+        """What to do with a run folder that holds snapshots but no training state (a run killed while
+        writing its first one): --resume cannot continue it, so that advice must not be given."""
+        names = sorted(p.name for p in self.layout.models.glob("*.pth"))
+        from_snapshot = (f", or continue from one of them with --resume --opts {self.RELEASED_KEY} "
+                         f"{self.layout.models}/<file> (fresh optimisers)") if self.RELEASED_KEY else ""
+        return (f"{self.layout.models} holds snapshots ({', '.join(names[:4])}{' ...' if len(names) > 4 else ''}) "
+                f"but no {self.latest.name}, the training state a resume needs (the run stopped before writing "
+                f"its first one, or it was removed). Start the run again with --start_over (the folder is moved "
+                f"aside, not deleted){from_snapshot}, or train under another CONFIG_NAME / OUTPUT_DIR.")
+
+    def check_run_folder(self) -> None:
+        """Refuse to train over another run's state unless resuming or starting over; writes nothing, so
+        a refused start (or one whose files then fail to load) leaves every folder as it was."""
         if not distributed.is_main():
             return
         root = self.layout.root
-        if root.exists() and not root.is_dir():
-            raise SSAGANError(f"the run folder {root} is a file; set OUTPUT_DIR / CONFIG_NAME to a folder.")
-        if not cfg.RESTORE and self.holds_training_state():
-            if not self.start_over:
-                raise SSAGANError(
-                    f"{root} already holds a {self.WHAT} run ({self.latest.name if self.latest.is_file() else 'snapshots'} "
-                    f"in {self.layout.models}). Nothing was changed. Continue it with --resume, train a new run "
-                    f"with another CONFIG_NAME or OUTPUT_DIR (--opts CONFIG_NAME new_name), or start over with "
-                    f"--start_over (the old run is moved aside, not deleted).")
-            aside = root.with_name(f"{root.name}.old-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+        blocker = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise SSAGANError(f"the run folder {root} cannot be created: {blocker} is a file; set OUTPUT_DIR / "
+                              "CONFIG_NAME to a folder.")
+        if cfg.RESTORE or self.start_over or not self.holds_training_state():
+            return
+        if not self.latest.is_file():
+            raise SSAGANError(f"{root} already holds a {self.WHAT} run. Nothing was changed. " + self.snapshots_only())
+        raise SSAGANError(
+            f"{root} already holds a {self.WHAT} run ({self.latest.name} in {self.layout.models}). Nothing was "
+            f"changed. Continue it with --resume, train a new run with another CONFIG_NAME or OUTPUT_DIR (--opts "
+            f"CONFIG_NAME new_name), or start over with --start_over (the old run is moved aside, not deleted).")
+
+    def prepare_run_folder(self) -> None:
+        """Once the start has loaded: move an old run aside (--start_over), create the folders and remove
+        temp files that a killed write left."""
+        if not distributed.is_main():
+            return
+        root = self.layout.root
+        if not cfg.RESTORE and self.start_over and self.holds_training_state():
+            stamp = f"{root.name}.old-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+            aside = root.with_name(stamp)
+            n = 1
+            while aside.exists():  # two start-overs within a second: never move one run into another
+                aside, n = root.with_name(f"{stamp}-{n}"), n + 1
             shutil.move(str(root), str(aside))
             say(f"--start_over: the previous run was moved to {aside}")
-        for sub in (self.layout.models, self.layout.tb, self.layout.images):
-            sub.mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in (self.layout.models, self.layout.tb, self.layout.images):
+                sub.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SSAGANError(f"cannot create the run folder {root} ({e.strerror or e}); check OUTPUT_DIR and "
+                              "its permissions.") from e
         for stale in remove_stale_temps(self.layout.models):
             say(f"removed {stale.name}, left by a write that was interrupted")
 
@@ -240,8 +274,9 @@ class TrainLoop:
     # --- the loop ------------------------------------------------------------------------------
     def train(self):
         """Run the epochs; return the run folder."""
+        self.check_run_folder()
+        self.restore()  # before anything is written: files that fail to load leave no trace
         self.prepare_run_folder()
-        self.restore()
         main = distributed.is_main()
         last = self.last_epoch()
         say(f"{self.WHAT} on {self.device} x {distributed.world_size()} process(es); {self.describe()}; "

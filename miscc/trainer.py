@@ -118,6 +118,7 @@ class GANTrainer(TrainLoop):
     # ``load_state_extra``; the vocabulary by its fingerprint.
     FROZEN_KEYS = ("TRAIN.NF", "TREE.BASE_SIZE", "DATASET_NAME", "TEXT.EMBEDDING_DIM", "TEXT.DAMSM_NAME", "RNN_TYPE",
                    "TRAIN.DAMSM_INPUT_SIZE")
+    RELEASED_KEY = "TRAIN.NET_G"
 
     def __init__(self, mode: str = "main", device: Optional[torch.device] = None, start_over: bool = False):
         if mode not in RELEASED_DAMSM_WEIGHT:
@@ -138,7 +139,10 @@ class GANTrainer(TrainLoop):
                               f"than TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} x {world} process(es); the last "
                               "partial batch is dropped (as in the original), so no step would run. Lower "
                               "the batch size.")
-        self.loader = self.make_loader(self.dataset, persistent_workers=True)
+        # Fresh workers every epoch (as the original): their seeds are drawn from the main random state
+        # at the epoch's start, which latest.pth restores, so a resumed run crops and flips as an
+        # uninterrupted one; persistent workers would carry streams that no checkpoint holds.
+        self.loader = self.make_loader(self.dataset)
 
         self.text_encoder = build_text_encoder(self.dataset.n_words, captions_path=self.dataset.captions_path,
                                                vocab=self.dataset.vocab_fingerprint).to(self.device)
@@ -251,10 +255,11 @@ class GANTrainer(TrainLoop):
     def start_from_released(self, net_g: str) -> None:
         """Start from released files: netG (+ netD, EMA, encoders beside it); fresh optimisers."""
         epoch = epoch_from_name(net_g)
-        if self.finetune and companion(net_g, "text_encoder").is_file() != companion(net_g, "image_encoder").is_file():
-            raise SSAGANError(f"{companion(net_g, 'text_encoder')} and {companion(net_g, 'image_encoder')} come as a "
-                              "pair: one is missing. Put both fine-tuned encoders beside the generator, or neither "
-                              "(then the encoders start from TEXT.DAMSM_NAME).")
+        pair = [companion(net_g, kind) for kind in ("text_encoder", "image_encoder")]
+        if self.finetune and pair[0].is_file() != pair[1].is_file():  # before loading: the likely cause first
+            raise SSAGANError(f"{pair[0]} and {pair[1]} come as a pair: one is missing. Put both fine-tuned "
+                              "encoders beside the generator, or neither (then the encoders start from "
+                              "TEXT.DAMSM_NAME).")
         load_checkpoint(self.netG, net_g)
         loaded = ["netG"]
         for c in (c for c in self.components if c.module is not self.netG):

@@ -67,6 +67,58 @@ def test_a_new_run_over_an_existing_one_is_refused_and_start_over_moves_it_aside
     assert (run / "models" / "latest.pth").is_file()
 
 
+def test_a_start_whose_files_fail_to_load_leaves_every_folder_as_it_was(
+        tmp_path, synthetic_birds, damsm_files, capsys):
+    cli_main("main", _cli_args(tmp_path, synthetic_birds, damsm_files))
+    out = tmp_path / "out"
+    before = {p: (p.read_bytes() if p.is_file() else None) for p in out.rglob("*")}
+    netd = out / "run" / "models" / "netD_001.pth"
+    # --start_over must not move the old run aside for a start that then fails to load
+    _exit_message(capsys, cli_main, "main", _cli_args(tmp_path, synthetic_birds, damsm_files, "TRAIN.NET_G",
+                                                      str(netd), "TRAIN.MAX_EPOCH", "2", flags=("--start_over",)))
+    # nor may a new run leave an empty run folder behind
+    _exit_message(capsys, cli_main, "main", _cli_args(tmp_path, synthetic_birds, damsm_files, "TRAIN.NET_G",
+                                                      str(netd), "CONFIG_NAME", "new", "TRAIN.MAX_EPOCH", "2"))
+    assert {p: (p.read_bytes() if p.is_file() else None) for p in out.rglob("*")} == before
+
+
+def test_a_folder_with_snapshots_but_no_training_state_is_not_sent_to_resume(
+        tmp_path, synthetic_birds, damsm_files, capsys):
+    """A run killed while writing its first latest.pth: --resume cannot continue it, so the advice is
+    --start_over or a snapshot as TRAIN.NET_G, and that advice works."""
+    cli_main("main", _cli_args(tmp_path, synthetic_birds, damsm_files))
+    models = tmp_path / "out" / "run" / "models"
+    (models / "latest.pth").unlink()
+    for flags in ((), ("--resume",)):
+        err = _exit_message(capsys, cli_main, "main", _cli_args(tmp_path, synthetic_birds, damsm_files, flags=flags))
+        assert "no latest.pth" in err and "--start_over" in err and "TRAIN.NET_G" in err
+        assert "Continue it with --resume" not in err
+    cli_main("main", _cli_args(tmp_path, synthetic_birds, damsm_files, "TRAIN.NET_G", str(models / "netG_001.pth"),
+                               "TRAIN.MAX_EPOCH", "2", flags=("--resume",)))
+    assert torch.load(models / "latest.pth", weights_only=True)["epoch"] == 2
+
+
+def test_an_output_dir_that_is_a_file_is_refused(tmp_path, synthetic_birds, damsm_files, capsys):
+    args = _cli_args(tmp_path, synthetic_birds, damsm_files)
+    (tmp_path / "out").write_text("mine")
+    err = _exit_message(capsys, cli_main, "main", args)
+    assert f"{tmp_path / 'out'} is a file" in err and (tmp_path / "out").read_text() == "mine"
+
+
+def test_two_start_overs_within_one_second_keep_both_old_runs(tmp_path, synthetic_birds, damsm_files,
+                                                              monkeypatch):
+    import datetime
+    from types import SimpleNamespace
+    from miscc import train_loop
+    frozen = datetime.datetime(2025, 1, 2, 3, 4, 5)
+    monkeypatch.setattr(train_loop, "datetime", SimpleNamespace(datetime=SimpleNamespace(now=lambda: frozen)))
+    for _ in range(3):
+        cli_main("main", _cli_args(tmp_path, synthetic_birds, damsm_files, flags=("--start_over",)))
+    aside = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != "run")
+    assert aside == ["run.old-20250102-030405", "run.old-20250102-030405-1"]
+    assert all((tmp_path / "out" / name / "models" / "latest.pth").is_file() for name in aside)
+
+
 def test_damsm_pretraining_refuses_to_overwrite_its_run_too(tmp_path, synthetic_birds, capsys):
     argv = ["--cfg", "cfg/DAMSM/demo.yml", "--gpu", "-1", "--data_dir", str(synthetic_birds), "--opts",
             "OUTPUT_DIR", str(tmp_path), "CONFIG_NAME", "damsm", "TRAIN.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "6",
@@ -126,6 +178,21 @@ def test_resume_applies_new_learning_rates_and_batch_size_and_records_them(tmp_p
     assert history == [{"epoch": 2, "changed": {"TRAIN.BATCH_SIZE": [6, 4], "TRAIN.GENERATOR_LR": [0.0001, 0.0005],
                                                 "TRAIN.MAX_EPOCH": [1, 2]}}]
     assert yaml.safe_load((tmp_path / "output" / "tiny" / "config.yaml").read_text())["TRAIN"]["BATCH_SIZE"] == 4
+
+
+def test_a_resume_with_loader_workers_reproduces_the_uninterrupted_run(tmp_path, synthetic_birds, damsm_files):
+    """Workers draw the crops and flips; their seeds must come from the restored random state, so each
+    epoch gets fresh workers (persistent ones would carry the uninterrupted run's streams over)."""
+    configure(tmp_path / "straight", synthetic_birds, damsm_files, **{"WORKERS": 1, "TRAIN.MAX_EPOCH": 2})
+    straight = GANTrainer("main")
+    straight.train()
+    configure(tmp_path / "killed", synthetic_birds, damsm_files, **{"WORKERS": 1, "TRAIN.MAX_EPOCH": 1})
+    GANTrainer("main").train()
+    cfg_from_list(["RESTORE", "True", "TRAIN.MAX_EPOCH", "2"])
+    resumed = GANTrainer("main")
+    resumed.train()
+    for (k, a), b in zip(straight.netG.state_dict().items(), resumed.netG.state_dict().values()):
+        assert torch.equal(a, b), k
 
 
 def test_resuming_a_finished_run_says_there_is_nothing_to_do(tmp_path, synthetic_birds, damsm_files, capsys):
@@ -307,6 +374,8 @@ def test_a_checkpoint_mismatch_starts_with_its_likely_cause(tmp_path):
         load_checkpoint(NetG(4, 100, imsize=64), tmp_path / "netG_001.pth")
     with pytest.raises(SSAGANError, match=r"^The file has 5 blocks, the model 6: .*TREE.BASE_SIZE"):
         load_checkpoint(NetG(8, 100, imsize=128), tmp_path / "netG_001.pth")
+    with pytest.raises(SSAGANError, match="is a folder; give the path of the .pth file"):
+        load_checkpoint(NetG(4, 100, imsize=64), tmp_path)
 
 
 def test_released_netd_is_found_beside_netg_whatever_the_folder_names(tmp_path, synthetic_birds, damsm_files):
@@ -352,3 +421,26 @@ def test_progress_in_a_log_file_is_whole_lines(capsys, monkeypatch):
     lines = capsys.readouterr().err.split("\n")
     assert "\r" not in "".join(lines)
     assert [line.split(" (")[0] for line in lines if line] == ["steps: 1/3", "steps: 2/3", "steps: 3/3"]
+
+
+# --- the fault probe's verdicts (bench/fault_probe.py) ----------------------------------------------
+
+def test_the_fault_probe_calls_only_a_refusal_that_changed_nothing_clear(tmp_path):
+    from bench.fault_probe import changes, classify, fingerprint
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "models" / "latest.pth").write_bytes(b"state")
+    watch = [run, tmp_path / "absent"]
+    before = fingerprint(watch)
+    assert changes(before, fingerprint(watch)) == []
+    one_line = "warning: something\nerror: TRAIN.NF = 0 must be >= 1\n"
+    assert classify(2, one_line, "TRAIN.NF = 0", []) == ("clear", "")
+    assert classify(2, one_line, "TRAIN.NF = 0", ["x"])[0] == "weak"
+    assert classify(2, one_line, "TRAIN.BATCH_SIZE", [])[0] == "weak"        # does not name the key
+    assert classify(1, one_line, "TRAIN.NF = 0", [])[0] == "weak"
+    assert classify(2, one_line + "Traceback (most recent call last):\n", "TRAIN.NF", [])[0] == "bad"
+    assert classify(0, "", "TRAIN.NF", [])[0] == "bad"
+    assert classify(None, "", "TRAIN.NF", [])[0] == "bad"
+    (run / "models" / "latest.pth").write_bytes(b"other")
+    (tmp_path / "absent").mkdir()
+    assert changes(before, fingerprint(watch)) == [f"{run}/models/latest.pth", str(tmp_path / "absent")]
