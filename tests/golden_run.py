@@ -4,6 +4,8 @@ The run goes through the command lines a user types (``DAMSM.py``, ``main.py``, 
 ``main.py --sample``, ``IS.py``) in subprocesses with one CPU thread, so it is independent of the
 library's internal API and measures only behaviour: DAMSM pretraining for one epoch, two GAN epochs in
 main mode, one in fine-tune mode, sampling every test caption, and IS/FID/R-precision of the samples.
+Its inputs are frozen too: the data set in ``tests/data/golden_birds`` (made once by tools.make_birds,
+which may change) and the two configs below (copies of the demo configs of the day it was recorded).
 
     python -m tests.golden_run --record     # rewrite tests/data/golden_run.json (only on purpose)
 
@@ -16,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden_run.json"
+GAN_YML = """\
+DATASET_NAME: birds
+WORKERS: 0
+TREE: {BASE_SIZE: 64}
+TRAIN: {NF: 8, BATCH_SIZE: 8, WARMUP_EPOCHS: 0, GENERATOR_LR: 0.0004, DISCRIMINATOR_LR: 0.0016, DAMSM_WEIGHT: 0.0,
+        DAMSM_INPUT_SIZE: 75}
+TEXT: {EMBEDDING_DIM: 256, CAPTIONS_PER_IMAGE: 10}
+"""
+DAMSM_YML = """\
+DATASET_NAME: birds
+WORKERS: 0
+TREE: {BASE_SIZE: 64}
+TRAIN: {FLAG: true, BATCH_SIZE: 24, SNAPSHOT_INTERVAL: 5, ENCODER_LR: 0.005, RNN_GRAD_CLIP: 0.25,
+        DAMSM_INPUT_SIZE: 75, DAMSM_IMAGENET: false, SMOOTH: {GAMMA1: 4.0, GAMMA2: 5.0, GAMMA3: 10.0}}
+TEXT: {EMBEDDING_DIM: 256, CAPTIONS_PER_IMAGE: 10, WORDS_NUM: 18}
+"""
 TINY = ["TREE.BASE_SIZE", "64", "TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "6", "WORKERS", "0",
         "TRAIN.DAMSM_INPUT_SIZE", "75"]
 
@@ -73,27 +92,26 @@ def _files(folder: Path, pattern: str) -> dict:
 
 def run(work: Path) -> dict:
     """Run every path in ``work`` and return the numbers (see module doc)."""
-    sys.path.insert(0, str(ROOT))
-    from tools.make_birds import make_birds
-
     data = work / "birds"
-    make_birds(data, classes=8, per_class=4, seed=0, size=(64, 48))  # 2 test species: R-precision works
+    shutil.copytree(ROOT / "tests" / "data" / "golden_birds", data)  # 8 species, 2 of them test species
+    (work / "gan.yml").write_text(GAN_YML)
+    (work / "damsm.yml").write_text(DAMSM_YML)
     out = work / "output"
     common = ["DATA_DIR", str(data), "OUTPUT_DIR", str(out), *TINY]
 
-    _python(str(ROOT / "DAMSM.py"), "--cfg", str(ROOT / "cfg/DAMSM/demo.yml"), "--gpu", "-1", "--opts",
+    _python(str(ROOT / "DAMSM.py"), "--cfg", str(work / "damsm.yml"), "--gpu", "-1", "--opts",
             *common, "CONFIG_NAME", "damsm", "TRAIN.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "6",
             "TRAIN.SNAPSHOT_INTERVAL", "1", cwd=work)
     damsm = out / "damsm" / "models" / "text_encoder0.pth"
     gan = [*common, "TEXT.DAMSM_NAME", str(damsm), "TRAIN.WARMUP_EPOCHS", "0", "TRAIN.GSAVE_INTERVAL", "1",
            "TRAIN.DSAVE_INTERVAL", "1", "TRAIN.DAMSM_WEIGHT", "-1.0"]
-    _python(str(ROOT / "main.py"), "--cfg", str(ROOT / "cfg/demo.yml"), "--gpu", "-1", "--opts", *gan,
+    _python(str(ROOT / "main.py"), "--cfg", str(work / "gan.yml"), "--gpu", "-1", "--opts", *gan,
             "CONFIG_NAME", "main", "TRAIN.MAX_EPOCH", "2", cwd=work)
-    _python(str(ROOT / "main_finetune.py"), "--cfg", str(ROOT / "cfg/demo.yml"), "--gpu", "-1", "--opts",
+    _python(str(ROOT / "main_finetune.py"), "--cfg", str(work / "gan.yml"), "--gpu", "-1", "--opts",
             *gan, "CONFIG_NAME", "finetune", "TRAIN.MAX_EPOCH", "1", cwd=work)
     netg = out / "main" / "models" / "netG_002.pth"
     samples = work / "samples"
-    _python(str(ROOT / "main.py"), "--cfg", str(ROOT / "cfg/demo.yml"), "--gpu", "-1", "--sample",
+    _python(str(ROOT / "main.py"), "--cfg", str(work / "gan.yml"), "--gpu", "-1", "--sample",
             "--out_dir", str(samples), "--opts", *gan, "CONFIG_NAME", "main", "TRAIN.NET_G", str(netg),
             cwd=work)
     _python(str(ROOT / "IS.py"), "--image_dir", str(samples), "--weights", "random", "--workers", "0",
