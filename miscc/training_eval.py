@@ -214,7 +214,7 @@ class TrainingWatch:
         self._networks_ready = False
         self.inception: Optional[InceptionExtractor] = None
         self.reference: Optional[ReferenceStats] = None
-        self.colours: Optional[list[str]] = None
+        self.colours: Optional[list[dict]] = None  # attribute records of the eval images
 
     def say_once(self, message: str) -> None:
         if message not in self._said:
@@ -315,11 +315,17 @@ class TrainingWatch:
         if "colour_accuracy" in s.metrics:
             self.colours = self._expected_colours()
 
-    def _expected_colours(self) -> Optional[list[str]]:
-        from tools.colour_score import load_attributes
+    def _expected_colours(self) -> Optional[list[dict]]:
+        """Ground-truth attribute records of the eval set's images (the scorer locates parts with them)."""
+        from tools.colour_score import candidate_colours, load_attributes
         try:
             attributes = load_attributes(self.settings.data_dir, "test")
-            return [attributes[job.key]["body_colour"] for job in self.eval_set.jobs]
+            records = [attributes[job.key] for job in self.eval_set.jobs]
+            if not all("body_colour" in r for r in records):
+                raise KeyError("body_colour")
+            # Every image is scored among all the test set's body colours, not only its own.
+            self.colour_candidates = candidate_colours(list(attributes.values()), ("body",))["body"]
+            return records
         except (OSError, ValueError, KeyError, TypeError):
             self.say_once(f"in-training evaluation: colour_accuracy is skipped: {self.settings.data_dir} has no "
                           "attributes_test.json with each test image's body_colour (only the synthetic bird "
@@ -328,7 +334,7 @@ class TrainingWatch:
 
     @torch.no_grad()
     def _measure(self, models: EvalModels, jobs: Sequence[Job], noise: torch.Tensor,
-                 colours: Optional[Sequence[str]]) -> dict[str, torch.Tensor]:
+                 colours: Optional[Sequence[dict]]) -> dict[str, torch.Tensor]:
         """Per-image results of this rank's share, from one generator pass over it."""
         from tools.colour_score import body_colour_accuracy
         wanted, bs, device = set(self.settings.metrics), self.settings.batch_size, self.device
@@ -355,8 +361,9 @@ class TrainingWatch:
                 parts["codes"].append(image_codes(models.image_encoder, batch).double())
             if "hits" in parts:
                 rgb = batch.permute(0, 2, 3, 1).cpu().numpy()
-                parts["hits"].append(torch.tensor([body_colour_accuracy(rgb[i:i + 1], [c]) for i, c in
-                                                   enumerate(colours[a:a + bs])], dtype=torch.float64, device=device))
+                parts["hits"].append(torch.tensor([body_colour_accuracy(rgb[i:i + 1], [c], self.colour_candidates)
+                                                   for i, c in enumerate(colours[a:a + bs])],
+                                                  dtype=torch.float64, device=device))
         starts.close()
         return {k: torch.cat(v) if v else torch.empty(0, *empty[k], dtype=torch.float64, device=device)
                 for k, v in parts.items()}

@@ -1,16 +1,18 @@
-"""Does a generated bird have the body colour its caption names? A cheap, model-free check.
+"""Does a generated bird have the colours its caption names? A cheap, model-free check per part.
 
-The synthetic bird set (``tools/make_birds.py``) paints every bird from ``PALETTE`` on a muted,
-low-saturation background, and the body is the largest coloured area at the centre of the bounding-box
-crop the training pipeline feeds the GAN. So the dominant *non-muted* palette colour near the image
-centre estimates the body colour of a real crop, and of a generated image if the generator learned
-the caption's colour word. ``chance_level`` is what an image-blind guesser scores.
+Synthetic birds (``tools/make_birds.py``) are drawn in one canonical perched pose (with a little
+jitter), so the layout of a bird in the GAN's bbox crop is known from its shape attributes
+(``tools.bird_geometry.crop_layout``). The scorer slides that layout prior over the image (shifts of
+up to ~1/8 of the side, both facings: training crops are random and flipped) and keeps the placement
+where the parts (body, wing, head, tail) and the background are most uniform in colour: a
+piecewise-constant fit. Each part's colour is then the majority vote of its (eroded) pixels over the
+candidate colours, the colours that part takes anywhere in the data set.
 
-Typical use (sampler / demo)::
+Typical use (demo report)::
 
-    imgs = from_tanh(fake)                                # [N,3,H,W] in [-1,1] -> uint8 [N,H,W,3]
-    acc = body_colour_accuracy(imgs, colours)             # colours[i] = body colour named in caption i
-    print(acc, chance_level(colours))
+    imgs = from_tanh(fake)                                  # [N,3,H,W] in [-1,1] -> uint8 [N,H,W,3]
+    pred = score_parts(imgs, records, candidates)           # records[i]: attributes of caption i's image
+    acc = accuracy(pred["body"], [r["body_colour"] for r in records])
 
 Numpy only (no torch import), so the generator and this scorer stay usable without a model.
 """
@@ -19,27 +21,47 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from typing import Any, Sequence
+from functools import lru_cache
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-# Saturated colours far apart in RGB (nearest pair ~100 apart), none of them muted: backgrounds of
-# the synthetic set are drawn with saturation <= 0.22 and value in [0.5, 0.75], see ``is_muted``.
+from tools import bird_geometry as geo
+
+# CUB's 15 colour names. Chosen pairwise far apart (nearest pair ~50 in RGB) and away from the muted
+# backgrounds; 'iridescent' is drawn as a teal sheen between IRIDESCENT_SHEEN's two ends.
 PALETTE: dict[str, tuple[int, int, int]] = {
-    "red": (210, 25, 25),
-    "orange": (245, 125, 15),
-    "yellow": (250, 225, 40),
-    "green": (35, 155, 55),
-    "blue": (35, 75, 215),
-    "purple": (130, 50, 170),
+    "red": (205, 30, 35),
+    "orange": (245, 135, 25),
+    "yellow": (245, 215, 45),
+    "olive": (115, 120, 40),
+    "green": (45, 150, 60),
+    "blue": (40, 80, 210),
+    "iridescent": (20, 160, 170),
+    "purple": (125, 50, 160),
+    "pink": (240, 145, 180),
+    "rufous": (165, 80, 35),
+    "brown": (100, 65, 40),
+    "buff": (225, 195, 145),
+    "grey": (140, 140, 140),
     "black": (25, 25, 25),
     "white": (245, 245, 245),
 }
 NAMES: tuple[str, ...] = tuple(PALETTE)
+IRIDESCENT_SHEEN = (np.array([10.0, 172.0, 150.0]), np.array([35.0, 142.0, 188.0]))
 _RGB = np.array([PALETTE[n] for n in NAMES], dtype=np.float32)
 
-# Muted = grey-ish mid tones: the synthetic backgrounds. White (v high) and black (v low) are not
-# muted although their saturation is 0, which is why the value band is closed on both sides.
+# Parts the scorer can locate, with the attribute that holds their colour and the labels they cover.
+SCORED_PARTS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "body": ("body_colour", (geo.BODY,)),
+    "head": ("head_colour", (geo.HEAD,)),
+    "wing": ("wing_colour", (geo.WING,)),
+    "tail": ("tail_colour", (geo.TAIL,)),
+}
+MAX_SHIFT = 1 / 8   # of the side: random 64-of-76 crops move the bird by up to 6/64
+SHIFT_STEP = 1 / 32
+
+# Muted = grey-ish mid tones: the synthetic backgrounds (saturation <= 0.24, value 0.5-0.76).
 MUTED_MAX_SATURATION = 0.3
 MUTED_VALUE_RANGE = (0.3, 0.82)
 
@@ -55,68 +77,169 @@ def is_muted(pixels: np.ndarray) -> np.ndarray:
             & (value <= MUTED_VALUE_RANGE[1]))
 
 
-def _nearest_index(pixels: np.ndarray) -> np.ndarray:
-    p = np.asarray(pixels, dtype=np.float32)[..., None, :]
-    return ((p - _RGB) ** 2).sum(axis=-1).argmin(axis=-1)
+def nearest_colour_name(rgb: Sequence[float], candidates: Sequence[str] = NAMES) -> str:
+    """Name among ``candidates`` nearest (Euclidean RGB) to one colour given as 0-255 values."""
+    return vote(np.asarray(rgb, dtype=np.float32)[None], candidates)
 
 
-def nearest_colour_name(rgb: Sequence[float]) -> str:
-    """Palette name nearest (Euclidean RGB) to one colour given as 0-255 values."""
-    return NAMES[int(_nearest_index(np.asarray(rgb, dtype=np.float32)[None])[0])]
-
-
-def _central_weights(h: int, w: int) -> np.ndarray:
-    # Mild centre weighting (sigma = 0.3 of the side). The body is the largest coloured area and sits
-    # near the centre, but clipped bbox crops, random crops and flips move it by 10-20% of the side,
-    # while wing + tail + head can share one colour; a small hard window then votes for the wing
-    # (measured on the synthetic set: 0.95 accuracy with sigma 0.12-0.15, 0.998-1.0 with 0.3).
-    ys = (np.arange(h, dtype=np.float32) + 0.5) / h - 0.5
-    xs = (np.arange(w, dtype=np.float32) + 0.5) / w - 0.5
-    return np.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * 0.3 ** 2))
-
-
-def dominant_body_colour(image: np.ndarray) -> str:
-    """Estimated body colour of one uint8 image [H, W, 3] (a bbox crop, as the GAN sees birds)."""
-    img = np.asarray(image)
-    if img.ndim != 3 or img.shape[-1] != 3:
-        raise ValueError(f"expected an image [H, W, 3], got shape {img.shape}")
-    h, w = img.shape[:2]
-    weights = _central_weights(h, w)
-    keep = ~is_muted(img)
-    if not keep.any():
-        # Nothing saturated at all (e.g. an untrained generator's grey): fall back to the
-        # centre-weighted mean colour rather than refusing to answer.
-        mean = (img.reshape(-1, 3) * weights.reshape(-1, 1)).sum(0) / weights.sum()
-        return nearest_colour_name(mean)
-    votes = np.bincount(_nearest_index(img[keep]), weights=weights[keep], minlength=len(NAMES))
-    return NAMES[int(votes.argmax())]
-
-
-def body_colour_accuracy(images_uint8: np.ndarray, body_colours: Sequence[str]) -> float:
-    """Fraction of images [N, H, W, 3] (uint8) whose estimated body colour equals ``body_colours[i]``."""
-    images = np.asarray(images_uint8)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"expected images [N, H, W, 3], got shape {images.shape}")
-    if len(images) != len(body_colours):
-        raise ValueError(f"{len(images)} images but {len(body_colours)} colour names")
-    unknown = sorted(set(body_colours) - set(NAMES))
+def vote(pixels: np.ndarray, candidates: Sequence[str] = NAMES) -> str:
+    """Majority over pixels [N, 3] of their nearest candidate colour (ties: first candidate)."""
+    if not len(candidates):
+        raise ValueError("no candidate colours")
+    unknown = sorted(set(candidates) - set(NAMES))
     if unknown:
         raise ValueError(f"unknown colour name(s) {unknown}; palette: {list(NAMES)}")
-    if len(images) == 0:
-        raise ValueError("no images to score")
-    hits = sum(dominant_body_colour(img) == c for img, c in zip(images, body_colours))
-    return hits / len(images)
+    ref = np.array([PALETTE[c] for c in candidates], dtype=np.float32)
+    p = np.asarray(pixels, dtype=np.float32).reshape(-1, 3)
+    nearest = ((p[:, None, :] - ref[None]) ** 2).sum(-1).argmin(-1)
+    return candidates[int(np.bincount(nearest, minlength=len(candidates)).argmax())]
 
 
-def chance_level(body_colours: Sequence[str]) -> float:
+def _shift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    out[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
+        mask[max(0, -dy):h + min(0, -dy), max(0, -dx):w + min(0, -dx)]
+    return out
+
+
+def _erode(mask: np.ndarray, r: int) -> np.ndarray:
+    for _ in range(r):
+        m = mask.copy()
+        for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            m &= _shift(mask, dy, dx)
+        mask = m
+    return mask
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    for _ in range(r):
+        m = mask.copy()
+        for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            m |= _shift(mask, dy, dx)
+        mask = m
+    return mask
+
+
+@lru_cache(maxsize=16)  # ~13 MB each at 64 px; a test split has a few shapes
+def _hypotheses(geometry: geo.Geometry, size: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """Region indicators for every placement: M [hyp * regions, pixels], counts, placements.
+
+    Regions per placement: the scored parts (eroded, so jitter and blur stay inside) and the
+    background (outside the dilated bird); the ring between them is ignored.
+    """
+    r = max(1, round(size / 64))
+    step, reach = max(1, round(SHIFT_STEP * size)), round(MAX_SHIFT * size)
+    shifts = range(-reach, reach + 1, step)
+    rows, placements = [], []
+    for mirror in (False, True):
+        labels = geo.crop_layout(geometry, size, mirror)
+        regions = [_erode(np.isin(labels, labs), r) for _, labs in SCORED_PARTS.values()]
+        regions.append(~_dilate(labels > 0, 2 * r))
+        for dy in shifts:
+            for dx in shifts:
+                placements.append((mirror, dy, dx))
+                for k, region in enumerate(regions):
+                    moved = _shift(region, dy, dx)
+                    if k == len(regions) - 1:  # background: what enters the frame is background too
+                        moved |= ~_shift(np.ones_like(region), dy, dx)
+                    rows.append(moved.reshape(-1))
+    m = np.stack(rows).astype(np.float32)
+    return m, m.sum(1), placements
+
+
+def locate(images: np.ndarray, geometry: geo.Geometry) -> list[tuple[bool, int, int]]:
+    """Best placement (mirrored?, dy, dx) of the layout prior in each uint8 image [N, S, S, 3]."""
+    n, size = images.shape[0], images.shape[1]
+    m, counts, placements = _hypotheses(geometry, size)
+    x = images.reshape(n, -1, 3).astype(np.float32) / 255.0
+    sums = (m @ x.transpose(1, 0, 2).reshape(x.shape[1], -1)).reshape(len(m), n, 3)  # [R, N, 3]
+    squares = m @ (x ** 2).sum(-1).T                                                 # [R, N]
+    sse = (squares - (sums ** 2).sum(-1) / np.maximum(counts, 1)[:, None]).T         # [N, R]
+    k = len(SCORED_PARTS) + 1
+    per_hyp = sse.reshape(n, -1, k).sum(-1) / counts.reshape(-1, k).sum(-1)
+    return [placements[i] for i in per_hyp.argmin(1)]
+
+
+def _part_pixels(image: np.ndarray, geometry: geo.Geometry, placement: tuple[bool, int, int],
+                 part: str) -> np.ndarray:
+    size = image.shape[0]
+    mirror, dy, dx = placement
+    labels = geo.crop_layout(geometry, size, mirror)
+    region = _shift(_erode(np.isin(labels, SCORED_PARTS[part][1]), max(1, round(size / 64))), dy, dx)
+    if not region.any():  # shifted out of the frame: fall back to the unshifted part
+        region = np.isin(labels, SCORED_PARTS[part][1])
+    return image[region]
+
+
+def score_parts(images_uint8: np.ndarray, records: Sequence[Mapping[str, Any]],
+                candidates: Mapping[str, Sequence[str]], parts: Sequence[str] = ("body", "head", "wing")
+                ) -> dict[str, list[str]]:
+    """Predicted colour of each part of each square image [N, S, S, 3] (uint8).
+
+    ``records[i]`` holds the shape attributes of the bird image i should show (its caption's image),
+    which fix the layout prior; ``candidates[part]`` the colour names to choose from.
+    """
+    images = np.asarray(images_uint8)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"expected square images [N, S, S, 3], got shape {images.shape}")
+    if len(images) != len(records):
+        raise ValueError(f"{len(images)} images but {len(records)} attribute records")
+    bad = [p for p in parts if p not in SCORED_PARTS]
+    if bad:
+        raise ValueError(f"cannot score part(s) {bad}; scorable: {list(SCORED_PARTS)}")
+    out: dict[str, list[str]] = {p: [""] * len(images) for p in parts}
+    groups: dict[geo.Geometry, list[int]] = {}
+    for i, rec in enumerate(records):
+        groups.setdefault(geo.Geometry.from_attributes(rec), []).append(i)
+    for geometry, idx in groups.items():
+        for start in range(0, len(idx), 256):  # bounded memory for the [N, R, P] products
+            chunk = idx[start:start + 256]
+            for i, placement in zip(chunk, locate(images[chunk], geometry)):
+                for p in parts:
+                    out[p][i] = vote(_part_pixels(images[i], geometry, placement, p), candidates[p])
+    return out
+
+
+def candidate_colours(records: Sequence[Mapping[str, Any]], parts: Sequence[str] = tuple(SCORED_PARTS)
+                      ) -> dict[str, tuple[str, ...]]:
+    """Colours each part takes in ``records`` (in palette order): what the scorer chooses among."""
+    return {p: tuple(c for c in NAMES if c in {r[SCORED_PARTS[p][0]] for r in records}) for p in parts}
+
+
+def accuracy(predicted: Sequence[str], expected: Sequence[str]) -> float:
+    if len(predicted) != len(expected) or not len(expected):
+        raise ValueError(f"need equally many predictions and labels, got {len(predicted)} and {len(expected)}")
+    return float(np.mean([p == e for p, e in zip(predicted, expected)]))
+
+
+def body_colour_accuracy(images_uint8: np.ndarray, records: Sequence[Mapping[str, Any]],
+                         candidates: Optional[Sequence[str]] = None) -> float:
+    """Fraction of images whose located body has the record's ``body_colour``."""
+    cands = candidate_colours(records, ("body",))["body"] if candidates is None else tuple(candidates)
+    pred = score_parts(images_uint8, records, {"body": cands}, ("body",))["body"]
+    return accuracy(pred, [r["body_colour"] for r in records])
+
+
+def chance_level(labels: Sequence[str]) -> float:
     """Expected accuracy of an image-blind guesser that follows the label frequencies.
 
     Equals the expected score with the labels shuffled: sum over colours of p(colour)^2.
     """
-    if len(body_colours) == 0:
+    if len(labels) == 0:
         raise ValueError("no colour names")
-    n = len(body_colours)
-    return float(sum((c / n) ** 2 for c in Counter(body_colours).values()))
+    n = len(labels)
+    return float(sum((c / n) ** 2 for c in Counter(labels).values()))
+
+
+def shuffled_baseline(predicted: Sequence[str], expected: Sequence[str]) -> float:
+    """Expected accuracy if the images were matched to random captions: sum_c p_pred(c) p_label(c).
+
+    The chance level of *this* scorer on *these* images, including any bias of the scorer.
+    """
+    n = len(expected)
+    pe, pp = Counter(expected), Counter(predicted)
+    return float(sum(pe[c] * pp[c] for c in pe) / (n * n))
 
 
 def from_tanh(images: Any) -> np.ndarray:

@@ -1,12 +1,16 @@
-"""Write a small synthetic bird data set in exactly the CUB / AttnGAN layout ``datasets.py`` reads.
+"""Write a synthetic CUB-like bird data set in exactly the CUB / AttnGAN layout ``datasets.py`` reads.
 
     python -m tools.make_birds OUT_DIR [--classes 20] [--per-class 30] [--seed 0] [--size W H]
+                               [--body-colours yellow red ...]
 
-Each class is a species with its own colours (body, wing + tail, head, beak), body shape, beak and
-tail length and size; each image draws one bird of that species at a random position, scale and
-facing on a muted background, sometimes perched on a branch. Every one of the 10 captions per image
-names the body colour (the long ones twice, so it usually survives the 18-word subsampling), which is
-what lets a tiny GAN demo show that the body colour follows the text (``tools/colour_score.py``).
+Species differ in the parts and attributes CUB-200-2011 annotates: breast/belly (body), crown/head,
+wing and tail colour from CUB's 15 colour names, bill colour, shape (cone, pointed, curved, hooked)
+and length relative to the head, eye ring or eyebrow, wing bars, a spotted or striped breast, leg
+colour, size and body shape, tail length. Each image draws one bird of its species in a perched side
+view (pose, colour, lighting and position jittered; facing left or right; sometimes on a branch) on a
+blurred, muted background, and gets 10 captions in CUB annotators' phrasings (``tools.bird_captions``).
+Part geometry lives in ``tools.bird_geometry``, shared with the part-locating scorer
+(``tools.colour_score``).
 
 Output (OUT_DIR should contain ``birds`` in its name, or keep ``DATASET_NAME: birds``)::
 
@@ -16,9 +20,10 @@ Output (OUT_DIR should contain ``birds`` in its name, or keep ``DATASET_NAME: bi
     attributes_train.json attributes_test.json   (key -> ground truth, see ``_attributes``)
     SYNTHETIC.txt                            (the parameters; marks the folder as ours)
 
-Classes are split like CUB: disjoint, the last ~25% of the classes are the test split. Output is
-byte-identical for the same arguments. No ``captions.pickle`` is written: ``datasets.TextDataset``
-builds it on first use, as it does for real CUB text.
+Classes are split like CUB: disjoint, the last ~25% of the classes are the test split; body colours
+cycle so that every body colour has training species and, with enough classes, a test species.
+Output is byte-identical for the same arguments. No ``captions.pickle`` is written:
+``datasets.TextDataset`` builds it on first use, as it does for real CUB text.
 """
 from __future__ import annotations
 
@@ -28,11 +33,10 @@ import json
 import math
 import os
 import pickle
-import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -40,22 +44,32 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from miscc.errors import SSAGANError
-from tools.colour_score import NAMES, PALETTE
+from tools.bird_captions import captions as write_captions
+from tools.bird_geometry import (BILL_SHAPES, BODY_RATIO, PART_IDS, TAIL_LEN, Geometry, Pose, bird_parts,
+                                 bounds, rasterise)
+from tools.colour_score import IRIDESCENT_SHEEN, NAMES, PALETTE
 
 DEFAULT_SIZE = (192, 144)
+# Body colours of the default set: far apart in colour, so a small demo GAN can be scored on them.
+DEFAULT_BODY_COLOURS = ("yellow", "red", "blue", "black", "white")
 MARKER = "SYNTHETIC.txt"
 _OWNED = ("CUB_200_2011", "text", "train", "test", "captions.pickle", "attributes_train.json",
           "attributes_test.json", MARKER)
 
-BEAK_COLOURS = ("yellow", "orange", "black", "red", "white")
+BILL_COLOURS = ("black", "grey", "yellow", "orange", "red", "pink", "brown", "white")
+LEG_COLOURS = ("black", "grey", "pink", "orange", "brown", "yellow")
+MARK_COLOURS = ("white", "yellow", "black", "orange")
+WINGBAR_COLOURS = ("white", "yellow", "black", "buff")
+PATTERN_COLOURS = ("brown", "black", "grey", "rufous", "olive")
+BILL_LENGTHS = {"cone": ("short",), "pointed": ("short", "medium", "long"), "curved": ("medium", "long"),
+                "hooked": ("short", "medium")}
 NOUNS = ("Finch", "Warbler", "Sparrow", "Tanager", "Wren", "Bunting", "Vireo", "Flycatcher",
-         "Grosbeak", "Oriole", "Thrush", "Kinglet")
-SIZE_FRACTION = {"small": (0.40, 0.52), "medium": (0.52, 0.66), "large": (0.66, 0.80)}
-BODY_RATIO = {"round": 0.8, "slim": 0.62}
-BEAK_LEN = {"short": 0.22, "long": 0.46}
-TAIL_LEN = {"short": 0.35, "long": 0.7}
-LEG_COLOUR = (70, 60, 50)
-BRANCH_COLOUR = (112, 104, 92)  # muted on purpose: must not compete with body colours
+         "Grosbeak", "Oriole", "Thrush", "Kinglet", "Tern", "Cardinal", "Jay", "Grackle")
+# Longer bbox side as a fraction of the shorter image side: at most 1/1.5, so the CUB crop (a square
+# of 1.5 x the longer side around the box) always fits and the bird sits at the crop's centre.
+SIZE_FRACTION = {"small": (0.42, 0.50), "medium": (0.50, 0.58), "large": (0.58, 0.66)}
+BRANCH_COLOUR = (112, 104, 92)  # muted on purpose: must not compete with the bird's colours
+SUPERSAMPLE = 2
 
 
 @dataclass(frozen=True)
@@ -63,39 +77,67 @@ class Species:
     class_id: int  # 1-based, the number in the folder name, like CUB
     folder: str
     name: str
-    body: str
-    wing: str
-    head: str
-    beak: str
-    size: str
-    shape: str
-    beak_length: str
+    body_colour: str
+    head_colour: str
+    wing_colour: str
+    tail_colour: str
+    bill_colour: str
+    leg_colour: str
+    eye_mark_colour: str
+    wingbar_colour: str
+    pattern: str          # solid | spotted | striped (breast)
+    pattern_colour: str
+    size: str             # small | medium | large (of the bird in the photo)
+    shape: str            # Geometry fields from here on
     tail_length: str
+    bill_shape: str
+    bill_length: str
+    eye_mark: str
+    wingbars: int
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry.from_attributes(asdict(self))
 
 
-def _species(n_classes: int, rng: np.random.RandomState) -> list[Species]:
-    # Body colours cycle through a shuffled palette: with >= 8 training classes (the first 75%) every
-    # colour is seen in training, and the test classes reuse colours with new wing/head combinations.
-    order = [NAMES[i] for i in rng.permutation(len(NAMES))]
+def _pick(rng: np.random.RandomState, options: Sequence[str], avoid: Sequence[str] = ()) -> str:
+    allowed = [o for o in options if o not in avoid]
+    return allowed[int(rng.randint(len(allowed)))]
+
+
+def _species(n_classes: int, body_colours: Sequence[str], rng: np.random.RandomState) -> list[Species]:
+    # Body colours cycle through a shuffled order: every colour gets training species (the first 75%)
+    # and, with at least len(body_colours) test classes, each colour also gets a test species.
+    order = [body_colours[i] for i in rng.permutation(len(body_colours))]
     out = []
     for i in range(n_classes):
         body = order[i % len(order)]
-        wing = str(rng.choice([c for c in NAMES if c != body]))
-        head = str(rng.choice(NAMES))
-        beak = str(rng.choice([c for c in BEAK_COLOURS if c != head]))  # visible against the head
+        head = body if rng.rand() < 0.3 else _pick(rng, NAMES, (body,))
+        wing = _pick(rng, NAMES, (body,))
+        tail = wing if rng.rand() < 0.6 else _pick(rng, NAMES)
+        bill_shape = _pick(rng, BILL_SHAPES)
+        eye_mark = _pick(rng, ("none", "none", "ring", "eyebrow"))
+        pattern = _pick(rng, ("solid",) * 5 + ("spotted", "striped"))
         noun = NOUNS[int(rng.randint(len(NOUNS)))]
-        name = f"{body.capitalize()}_{wing.capitalize()}winged_{noun}"
+        name = (f"{body.capitalize()}_{noun}" if head == body
+                else f"{head.capitalize()}_crowned_{body.capitalize()}_{noun}")
         out.append(Species(
-            class_id=i + 1, folder=f"{i + 1:03d}.{name}", name=name, body=body, wing=wing, head=head,
-            beak=beak, size=str(rng.choice(list(SIZE_FRACTION))), shape=str(rng.choice(list(BODY_RATIO))),
-            beak_length=str(rng.choice(list(BEAK_LEN))), tail_length=str(rng.choice(list(TAIL_LEN)))))
+            class_id=i + 1, folder=f"{i + 1:03d}.{name}", name=name, body_colour=body, head_colour=head,
+            wing_colour=wing, tail_colour=tail, bill_colour=_pick(rng, BILL_COLOURS, (head,)),
+            leg_colour=_pick(rng, LEG_COLOURS), eye_mark_colour=_pick(rng, MARK_COLOURS, (head,)),
+            wingbar_colour=_pick(rng, WINGBAR_COLOURS, (wing,)), pattern=pattern,
+            pattern_colour=_pick(rng, PATTERN_COLOURS, (body,)), size=_pick(rng, ("small", "medium", "large")),
+            shape=_pick(rng, tuple(BODY_RATIO)), tail_length=_pick(rng, tuple(TAIL_LEN)),
+            bill_shape=bill_shape, bill_length=_pick(rng, BILL_LENGTHS[bill_shape]), eye_mark=eye_mark,
+            wingbars=int(rng.choice([0, 0, 0, 1, 2]))))
     return out
 
 
 def _muted(rng: np.random.RandomState) -> np.ndarray:
+    """A natural, low-saturation background tone (foliage, sky, bark), away from every bird colour."""
     h = rng.uniform(0, 1)
-    s = rng.uniform(0.06, 0.22)
-    v = rng.uniform(0.5, 0.75)
+    s = rng.uniform(0.08, 0.24)
+    v = rng.uniform(0.5, 0.76)
     i = int(h * 6) % 6
     f = h * 6 - int(h * 6)
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
@@ -104,156 +146,110 @@ def _muted(rng: np.random.RandomState) -> np.ndarray:
 
 
 def _background(w: int, h: int, rng: np.random.RandomState) -> Image.Image:
+    """Muted gradient with out-of-focus foliage and rocks: drawn at 1/4 size, upsampled = blurred."""
+    sw, sh = max(8, w // 4), max(8, h // 4)
     top, bottom = _muted(rng), _muted(rng)
-    ramp = np.linspace(0.0, 1.0, h)[:, None, None]
-    arr = np.broadcast_to(top * (1 - ramp) + bottom * ramp, (h, w, 3))
+    ramp = np.linspace(0.0, 1.0, sh)[:, None, None]
+    arr = np.broadcast_to(top * (1 - ramp) + bottom * ramp, (sh, sw, 3))
     img = Image.fromarray(np.ascontiguousarray(arr).round().astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(img)
-    for _ in range(int(rng.randint(3, 7))):  # out-of-focus foliage / rocks
-        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        rx, ry = rng.uniform(0.08, 0.3) * w, rng.uniform(0.08, 0.3) * h
+    for _ in range(int(rng.randint(3, 8))):
+        cx, cy = rng.uniform(0, sw), rng.uniform(0, sh)
+        rx, ry = rng.uniform(0.08, 0.3) * sw, rng.uniform(0.08, 0.3) * sh
         draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=tuple(int(c) for c in _muted(rng)))
-    return img
+    return img.resize((w, h), Image.BICUBIC)
 
 
-def _jitter(colour: str, rng: np.random.RandomState) -> tuple[int, int, int]:
-    base = np.array(PALETTE[colour], dtype=np.float64)
-    return tuple(int(c) for c in np.clip(base + rng.uniform(-10, 10, 3), 0, 255).round())
+def _part_colours(sp: Species, rng: np.random.RandomState) -> dict[int, np.ndarray]:
+    colours = {"body": sp.body_colour, "wing": sp.wing_colour, "head": sp.head_colour, "tail": sp.tail_colour,
+               "wingbar": sp.wingbar_colour, "bill": sp.bill_colour, "eye": "black",
+               "eye_mark": sp.eye_mark_colour, "legs": sp.leg_colour, "pattern": sp.pattern_colour}
+    return {PART_IDS[part]: np.clip(np.array(PALETTE[c], np.float64) + rng.uniform(-8, 8, 3), 0, 255)
+            for part, c in colours.items()}
 
 
-def _ellipse_points(cx: float, cy: float, rx: float, ry: float, angle: float, n: int = 28):
-    t = np.linspace(0, 2 * math.pi, n, endpoint=False)
-    x, y = rx * np.cos(t), ry * np.sin(t)
-    ca, sa = math.cos(angle), math.sin(angle)
-    return list(zip(cx + x * ca - y * sa, cy + x * sa + y * ca))
-
-
-def _bird_parts(sp: Species) -> dict[str, list[tuple[float, float]]]:
-    """Bird facing right in local units (body = ellipse of half-width 1 at the origin, y down)."""
-    b = BODY_RATIO[sp.shape]
-    rh = 0.42
-    hx, hy = 0.78, -0.62 * b - 0.05
-    beak_len = BEAK_LEN[sp.beak_length]
-    tail = TAIL_LEN[sp.tail_length]
-    leg_top, leg_len = 0.93 * b, 0.3
-    return {
-        "tail": [(-0.78, -0.2 * b), (-0.78 - tail, -0.45 * b), (-0.78 - 0.9 * tail, 0.15 * b),
-                 (-0.78, 0.2 * b)],
-        "leg0": [(0.0, leg_top), (0.0, leg_top + leg_len)],
-        "leg1": [(0.25, leg_top), (0.25, leg_top + leg_len)],
-        "body": _ellipse_points(0.0, 0.0, 1.0, b, 0.0),
-        # Kept smaller than the body and towards the back so the crop centre stays body-coloured.
-        "wing": _ellipse_points(-0.42, -0.3 * b, 0.48, 0.32 * b, -0.25),
-        "head": _ellipse_points(hx, hy, rh, rh, 0.0),
-        "beak": [(hx + 0.85 * rh, hy - 0.13), (hx + 0.85 * rh, hy + 0.13), (hx + rh + beak_len, hy + 0.02)],
-        "eye_ring": _ellipse_points(hx + 0.35 * rh, hy - 0.25 * rh, 0.1, 0.1, 0.0, 12),
-        "eye": _ellipse_points(hx + 0.35 * rh, hy - 0.25 * rh, 0.06, 0.06, 0.0, 10),
-    }
+def _paint(labels: np.ndarray, sp: Species, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    """RGB float image of the bird and its coverage mask, both at the label map's resolution."""
+    lut = np.zeros((256, 3), np.float32)
+    for lab, rgb in _part_colours(sp, rng).items():
+        lut[lab] = rgb
+    rgb = lut[labels]
+    mask = labels > 0
+    ys, xs = np.nonzero(mask)
+    top, height = ys.min(), max(1, ys.max() - ys.min())
+    # Light from above: the underside a little darker, so the bird reads as a body, not a sticker.
+    light = rng.uniform(0.97, 1.03) * (1.05 - 0.11 * (np.arange(labels.shape[0]) - top) / height)
+    light = light.astype(np.float32)
+    rgb *= light[:, None, None]
+    for part in ("body", "wing", "head", "tail"):
+        if getattr(sp, f"{part}_colour") == "iridescent":  # sheen: hue drifts along the diagonal
+            sel = labels == PART_IDS[part]
+            t = ((np.arange(labels.shape[1])[None, :] + np.arange(labels.shape[0])[:, None])
+                 / sum(labels.shape))[sel][:, None]
+            rgb[sel] = IRIDESCENT_SHEEN[0] * (1 - t) + IRIDESCENT_SHEEN[1] * t
+    return np.clip(rgb, 0, 255), mask
 
 
 def _draw_image(sp: Species, size: tuple[int, int], rng: np.random.RandomState) -> tuple[bytes, dict]:
     w, h = size
     img = _background(w, h, rng)
     facing = "right" if rng.rand() < 0.5 else "left"
-    sign = 1.0 if facing == "right" else -1.0
-    parts = _bird_parts(sp)
-    pts = np.array([p for poly in parts.values() for p in poly])
-    pts[:, 0] *= sign
-    lo, hi = pts.min(0), pts.max(0)
+    pose = Pose.random(rng)
+    spots = ([(float(x), float(y)) for x, y in zip(rng.uniform(-0.1, 0.85, 9), rng.uniform(0.05, 0.85, 9))]
+             if sp.pattern != "solid" else [])
+    parts = bird_parts(sp.geometry, pose, spots, sp.pattern)
+    lo, hi = bounds(parts)
     extent = hi - lo
-    # Scale the bird so its larger bbox side is a class-dependent fraction of the shorter image
-    # side; the position is free, so the 1.5x bbox crop is sometimes clipped by the border (as in CUB).
     frac = rng.uniform(*SIZE_FRACTION[sp.size])
-    scale = min(frac * min(w, h), w - 4, h - 4) / extent.max()
+    scale = frac * min(w, h) / extent.max()  # pixels per unit
     bw, bh = extent * scale
-    left = rng.uniform(2, w - 2 - bw)
-    top = rng.uniform(2, h - 2 - bh)
+    half = 0.75 * max(bw, bh)  # the CUB crop's half side: keep it inside the image
+    cx, cy = rng.uniform(half, w - half), rng.uniform(half, h - half)
+    left, top = cx - bw / 2, cy - bh / 2
+    mirror = facing == "left"
 
-    def px(poly):
-        return [(left + (sign * x - lo[0]) * scale, top + (y - lo[1]) * scale) for x, y in poly]
-
-    draw = ImageDraw.Draw(img)
     perched = bool(rng.rand() < 0.5)
     if perched:
-        feet_y = top + bh
-        thick = max(2.0, 0.12 * scale)
+        feet, thick = top + bh, max(2.0, 0.1 * scale)
         x0, x1 = rng.uniform(0, left + 0.3 * bw), rng.uniform(left + 0.7 * bw, w)
-        draw.rectangle([x0, feet_y - thick / 3, x1, feet_y + 2 * thick / 3], fill=BRANCH_COLOUR)
-    colours = {
-        "tail": _jitter(sp.wing, rng), "body": _jitter(sp.body, rng), "wing": _jitter(sp.wing, rng),
-        "head": _jitter(sp.head, rng), "beak": _jitter(sp.beak, rng),
-    }
-    draw.polygon(px(parts["tail"]), fill=colours["tail"])
-    for leg in ("leg0", "leg1"):
-        draw.line(px(parts[leg]), fill=LEG_COLOUR, width=max(1, int(round(0.06 * scale))))
-    for part in ("body", "wing", "head", "beak"):
-        draw.polygon(px(parts[part]), fill=colours[part])
-    draw.polygon(px(parts["eye_ring"]), fill=(240, 240, 240))
-    draw.polygon(px(parts["eye"]), fill=(15, 15, 15))
-
+        ImageDraw.Draw(img).rectangle([x0, feet - thick / 3, x1, feet + 2 * thick / 3], fill=BRANCH_COLOUR)
+    # The bird is drawn SUPERSAMPLE x larger inside its own window, then averaged down and blended:
+    # anti-aliased edges at the cost of a small window instead of the whole image.
+    k = SUPERSAMPLE
+    x0, y0 = max(0, math.floor(left) - 1), max(0, math.floor(top) - 1)
+    x1, y1 = min(w, math.ceil(left + bw) + 2), min(h, math.ceil(top + bh) + 2)
+    offset_x = left - x0 + (hi[0] if mirror else -lo[0]) * scale
+    offset_y = top - y0 - lo[1] * scale
+    labels = rasterise(parts, ((x1 - x0) * k, (y1 - y0) * k), (offset_x * k, offset_y * k), scale * k,
+                       mirror=mirror)
+    bird, mask = _paint(labels, sp, rng)
+    ww, wh = x1 - x0, y1 - y0
+    alpha = mask.reshape(wh, k, ww, k).mean(axis=(1, 3))[..., None]
+    colour = (bird * mask[..., None]).reshape(wh, k, ww, k, 3).mean(axis=(1, 3))
+    canvas = np.asarray(img).copy()
+    window = canvas[y0:y1, x0:x1].astype(np.float32)
+    canvas[y0:y1, x0:x1] = np.clip(colour + window * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=92)
+    Image.fromarray(canvas, "RGB").save(buf, format="JPEG", quality=92)
     x, y = math.floor(left), math.floor(top)
     bbox = [float(x), float(y), float(min(w - x, math.ceil(left + bw) - x)),
             float(min(h - y, math.ceil(top + bh) - y))]
-    return buf.getvalue(), {"facing": facing, "perched": perched, "bbox": bbox}
-
-
-# Short/medium templates; {B} body, {W} wing, {H} head, {K} beak colour, {bl} beak length,
-# {tl} tail length, {S} size word, {P} shape word, {beak} beak/bill, {crown} crown/head.
-_TEMPLATES = (
-    "this bird has a {B} body, {W} wings and a {bl} {K} {beak}.",
-    "a {S} {B} bird with a {H} {crown} and {W} wings.",
-    "this is a {B} bird with a {H} {crown} and a {bl} {K} {beak}.",
-    "the bird has a {B} belly, a {H} head, {W} wing feathers and a {tl} tail.",
-    "a {P} bird that is mostly {B} with {W} wings.",
-    "{B} bird with {W} wings.",
-    "the {B} bird has {W} secondaries, a {H} nape and a {K} {beak}.",
-    "{B} body, {H} head, {W} wings, {K} {beak}.",
-    "this is a {S} bird with a {B} breast and a {tl} {W} tail.",
-    "the bird is {B} with a {bl} {K} {beak}.",
-    "a bird {where} with a {B} body and {W} wings.",
-    "this bird has a {B} body and a {H} {crown}, its wings are {W} and it has a {K} {beak}.",
-    "a {P} {B} bird with a {tl} tail.",
-)
-# Longer than 18 words; they name the body colour twice so that the random 18-word subset the
-# dataset keeps usually still contains it.
-_LONG_TEMPLATES = (
-    "this bird has a {B} breast and belly, a {H} head, a {bl} {K} {beak} and {W} wings with a {tl} {W} "
-    "tail and a {B} rump.",
-    "a {S} {P} bird with a {B} body, its {H} head has a small black eye and a {bl} {K} {beak}, and its "
-    "wings are {W} over the {B} back.",
-    "this {B} bird is {B} all over its body except for the {W} wings, the {H} {crown} and the {bl} {K} "
-    "{beak}, and it has a {tl} tail.",
-)
-_AN = re.compile(r"\ba (?=[aeiou])")
-_SIZE_WORDS = {"small": ("small", "tiny", "little"), "medium": ("medium sized", "medium"),
-               "large": ("large", "big")}
-_SHAPE_WORDS = {"round": ("round", "plump", "chubby"), "slim": ("slim", "slender", "thin")}
-
-
-def _captions(sp: Species, perched: bool, rng: np.random.RandomState) -> list[str]:
-    picks = [_LONG_TEMPLATES[i] for i in rng.choice(len(_LONG_TEMPLATES), 2, replace=False)]
-    picks += [_TEMPLATES[i] for i in rng.choice(len(_TEMPLATES), 8, replace=False)]
-    out = []
-    for k in rng.permutation(len(picks)):
-        out.append(_AN.sub("an ", picks[k].format(
-            B=sp.body, W=sp.wing, H=sp.head, K=sp.beak, bl=sp.beak_length, tl=sp.tail_length,
-            S=str(rng.choice(_SIZE_WORDS[sp.size])), P=str(rng.choice(_SHAPE_WORDS[sp.shape])),
-            beak=str(rng.choice(("beak", "bill"))), crown=str(rng.choice(("crown", "head"))),
-            where="perched on a branch" if perched else str(rng.choice(("standing", "on the ground"))))))
-    return out
+    pose_record = {name: round(float(v), 4) for name, v in asdict(pose).items()}
+    return buf.getvalue(), {"facing": facing, "perched": perched, "bbox": bbox, "pose": pose_record}
 
 
 def _attributes(sp: Species, extra: dict) -> dict:
-    """The JSON record of one image (all colours are names from ``tools.colour_score.PALETTE``)."""
-    return {
-        "class_id": sp.class_id, "species": sp.name,
-        "body_colour": sp.body, "wing_colour": sp.wing, "tail_colour": sp.wing,
-        "head_colour": sp.head, "beak_colour": sp.beak,
-        "size": sp.size, "shape": sp.shape, "beak_length": sp.beak_length, "tail_length": sp.tail_length,
-        "facing": extra["facing"], "perched": extra["perched"], "bbox": extra["bbox"],
-    }
+    """The JSON record of one image: every species attribute, colours by ``colour_score.PALETTE`` name.
+
+    ``body_colour`` is the breast and belly (the largest area), ``head_colour`` the crown and nape,
+    ``wing_colour`` the wings; ``breast_colour``/``belly_colour``/``crown_colour`` repeat them under
+    CUB's part names.
+    """
+    record = {k: v for k, v in asdict(sp).items() if k != "folder"}
+    record["species"] = record.pop("name")
+    record.update(breast_colour=sp.body_colour, belly_colour=sp.body_colour, crown_colour=sp.head_colour)
+    record.update(extra)
+    return record
 
 
 def _prepare_out_dir(out: Path) -> None:
@@ -271,19 +267,29 @@ def _prepare_out_dir(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 30, seed: int = 0,
-               size: tuple[int, int] = DEFAULT_SIZE) -> dict[str, int]:
-    """Write the data set; returns the number of images per split, {'train': n, 'test': m}."""
+def _check(classes: int, per_class: int, size: tuple[int, int], body_colours: Sequence[str]) -> None:
     if classes < 2:
         raise SSAGANError(f"--classes must be >= 2 (one train and one test class), got {classes}")
     if per_class < 1:
         raise SSAGANError(f"--per-class must be >= 1, got {per_class}")
     if min(size) < 32:
         raise SSAGANError(f"--size must be at least 32x32, got {size[0]}x{size[1]}")
+    unknown = [c for c in body_colours if c not in PALETTE]
+    if unknown or not body_colours or len(set(body_colours)) != len(body_colours):
+        raise SSAGANError(f"--body-colours {' '.join(body_colours)}: give distinct names from "
+                          f"{', '.join(NAMES)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+
+
+def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 30, seed: int = 0,
+               size: tuple[int, int] = DEFAULT_SIZE,
+               body_colours: Sequence[str] = DEFAULT_BODY_COLOURS) -> dict[str, int]:
+    """Write the data set; returns the number of images per split, {'train': n, 'test': m}."""
+    body_colours = tuple(body_colours)
+    _check(classes, per_class, size, body_colours)
     out = Path(out_dir)
     _prepare_out_dir(out)
     rng = np.random.RandomState(seed)
-    species = _species(classes, rng)
+    species = _species(classes, body_colours, rng)
     n_test = max(1, int(round(0.25 * classes)))
     split_of = {sp.class_id: ("train" if i < classes - n_test else "test") for i, sp in enumerate(species)}
 
@@ -297,15 +303,16 @@ def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 3
         for j in range(per_class):
             key = f"{sp.folder}/{sp.name}_{j + 1:04d}"
             jpeg, extra = _draw_image(sp, size, rng)
+            record = _attributes(sp, extra)
             (out / "CUB_200_2011" / "images" / f"{key}.jpg").write_bytes(jpeg)
-            caps = _captions(sp, extra["perched"], rng)
+            caps = write_captions(record, rng)
             (out / "text" / f"{key}.txt").write_text("\n".join(caps) + "\n", encoding="utf-8")
             image_rows.append(f"{len(image_rows) + 1} {key}.jpg")
             bbox_rows.append(f"{len(bbox_rows) + 1} " + " ".join(f"{v:.1f}" for v in extra["bbox"]))
             split = split_of[sp.class_id]
             names[split].append(key)
             class_info[split].append(sp.class_id)
-            attributes[split][key] = _attributes(sp, extra)
+            attributes[split][key] = record
 
     (out / "CUB_200_2011" / "images.txt").write_text("\n".join(image_rows) + "\n")
     (out / "CUB_200_2011" / "bounding_boxes.txt").write_text("\n".join(bbox_rows) + "\n")
@@ -319,7 +326,8 @@ def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 3
             json.dumps(attributes[split], indent=1, sort_keys=True) + "\n", encoding="utf-8")
     (out / MARKER).write_text(
         "Synthetic CUB-layout bird set written by `python -m tools.make_birds`.\n"
-        f"classes={classes} per_class={per_class} seed={seed} size={size[0]}x{size[1]}\n"
+        f"classes={classes} per_class={per_class} seed={seed} size={size[0]}x{size[1]} "
+        f"body_colours={','.join(body_colours)}\n"
         f"train classes={classes - n_test} ({len(names['train'])} images), "
         f"test classes={n_test} ({len(names['test'])} images)\n")
     return {"train": len(names["train"]), "test": len(names["test"])}
@@ -333,10 +341,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=list(DEFAULT_SIZE),
                         help=f"image width and height (default {DEFAULT_SIZE[0]} {DEFAULT_SIZE[1]})")
+    parser.add_argument("--body-colours", nargs="+", default=list(DEFAULT_BODY_COLOURS), metavar="COLOUR",
+                        help=f"breast/belly colours the species cycle through (default "
+                             f"{' '.join(DEFAULT_BODY_COLOURS)}; any of {' '.join(NAMES)})")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
-        counts = make_birds(args.out_dir, args.classes, args.per_class, args.seed, tuple(args.size))
+        counts = make_birds(args.out_dir, args.classes, args.per_class, args.seed, tuple(args.size),
+                            args.body_colours)
     except SSAGANError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,80 @@
+"""tools/demo_report.py: part scores against chance and real crops, swap captions, grids."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from datasets import TextDataset, build_transform, tokenize
+from tools import demo_report
+from tools.colour_score import load_attributes
+
+
+def _fake_samples(folder: Path, keys: list[str], images: np.ndarray, texts: list[str]) -> None:
+    """A sample folder in the sampler's layout (img/*.png + samples.jsonl)."""
+    (folder / "img").mkdir(parents=True)
+    with open(folder / "samples.jsonl", "w") as f:
+        for i, (key, img, text) in enumerate(zip(keys, images, texts)):
+            Image.fromarray(img).save(folder / "img" / f"{i:06d}.png")
+            f.write(json.dumps({"file": f"img/{i:06d}.png", "key": key, "text": text}) + "\n")
+
+
+def test_real_crops_as_samples_score_one_and_swapped_images_score_low(synthetic_birds, tmp_path):
+    keys, crops = demo_report.real_crops(synthetic_birds, 64)
+    _fake_samples(tmp_path / "right", keys, crops, ["t"] * len(keys))
+    result = demo_report.main(["--data_dir", str(synthetic_birds), "--samples", str(tmp_path / "right"),
+                               "--out", str(tmp_path / "out")])
+    for part in demo_report.PARTS:
+        assert result["parts"][part]["accuracy"] == 1.0
+        assert result["parts"][part]["real_test_crops_accuracy"] == 1.0
+    assert result["colour_accuracy"] == 1.0 and (tmp_path / "out" / "results_grid.png").is_file()
+    # Samples showing birds of another body colour than their captions ask for must score low.
+    test_colour = load_attributes(synthetic_birds, "test")[keys[0]]["body_colour"]
+    train = load_attributes(synthetic_birds, "train")
+    tds = TextDataset(synthetic_birds, "train", transform=build_transform(64, train=False))
+    others = [i for i, k in enumerate(tds.filenames) if train[k]["body_colour"] != test_colour]
+    wrong = np.stack([((tds[others[i % len(others)]][0][0].clamp(-1, 1) + 1) * 127.5).byte()
+                      .permute(1, 2, 0).numpy() for i in range(len(keys))])
+    _fake_samples(tmp_path / "wrong", keys, wrong, ["t"] * len(keys))
+    bad = demo_report.main(["--data_dir", str(synthetic_birds), "--samples", str(tmp_path / "wrong"),
+                            "--out", str(tmp_path / "out2")])
+    assert bad["parts"]["body"]["accuracy"] < 0.5
+
+
+def test_swap_captions_differ_in_one_colour_word_and_parse(synthetic_birds, tmp_path):
+    path = tmp_path / "swap.txt"
+    demo_report.main(["--data_dir", str(synthetic_birds), "--write_swap_captions", str(path)])
+    lines = path.read_text().splitlines()
+    rows = json.loads(path.with_suffix(".json").read_text())
+    colours = sorted({a["body_colour"] for s in ("train", "test")
+                      for a in load_attributes(synthetic_birds, s).values()})
+    assert len(lines) == len(rows) == len(colours)  # one frame per test species; the tiny set has one
+    vocab = TextDataset(synthetic_birds, "train").wordtoix
+    tokens = [tokenize(line) for line in lines]
+    assert all(t in vocab for ts in tokens for t in ts)
+    for ts in tokens[1:]:  # same words except the colour
+        assert sum(a != b for a, b in zip(ts, tokens[0])) == 1 and len(ts) == len(tokens[0])
+    assert sorted(r["attributes"]["body_colour"] for r in rows) == colours
+
+
+def test_swap_samples_are_scored_per_caption_and_drawn(synthetic_birds, tmp_path):
+    path = tmp_path / "swap.txt"
+    rows = demo_report.write_swap_captions(synthetic_birds, path)
+    keys, crops = demo_report.real_crops(synthetic_birds, 64)
+    test = load_attributes(synthetic_birds, "test")
+    # Four real crops of the base bird per caption: right only for the line naming its own colour.
+    samples, texts, images = [], [], []
+    for r in rows:
+        for j in range(4):
+            samples.append(f"swap.txt:{r['line']}")
+            texts.append(r["text"])
+            images.append(crops[j])
+    _fake_samples(tmp_path / "swap", samples, np.stack(images), texts)
+    report, scored = demo_report.swap_report(tmp_path / "swap", path, {"body": tuple(
+        sorted({a["body_colour"] for a in test.values()} | {r["attributes"]["body_colour"] for r in rows}))})
+    assert report["n_samples"] == 4 * len(rows)
+    assert report["body_accuracy"] == 1 / len(rows)
+    grid = demo_report.swap_grid(tmp_path / "swap", scored)
+    assert grid.size[1] == len(rows) * 68 + 4 + 16
