@@ -415,7 +415,7 @@ class TrainingWatch:
             if name == "colour_accuracy":
                 if "hits" in parts:
                     results[name] = {"accuracy": float(parts["hits"].mean()), "images": n,
-                                     "chance": _chance(self.colours)}
+                                     "chance": _chance([r["body_colour"] for r in self.colours])}
                 continue
             if (name in INCEPTION_METRICS and features is None) or (name == "fid" and self.reference is None):
                 continue  # said once when the networks were prepared

@@ -18,7 +18,8 @@ def _fake_samples(folder: Path, keys: list[str], images: np.ndarray, texts: list
     with open(folder / "samples.jsonl", "w") as f:
         for i, (key, img, text) in enumerate(zip(keys, images, texts)):
             Image.fromarray(img).save(folder / "img" / f"{i:06d}.png")
-            f.write(json.dumps({"file": f"img/{i:06d}.png", "key": key, "text": text}) + "\n")
+            f.write(json.dumps({"file": f"img/{i:06d}.png", "key": key, "caption_idx": 0, "text": text,
+                                "tokens": [1]}) + "\n")
 
 
 def test_real_crops_as_samples_score_one_and_swapped_images_score_low(synthetic_birds, tmp_path):
