@@ -76,30 +76,31 @@ def _gpu_absent(f: Fixture) -> Plan:
     return Plan(argv, [f.out], "--gpu 99")
 
 
+def _with_cfg(f: Fixture, text: str) -> list[str]:
+    """The GAN command line with ``--cfg`` replaced by a file holding ``text``."""
+    argv = f.gan()
+    argv[argv.index("--cfg") + 1] = str(f.write("bad.yml", text))
+    return argv
+
+
 @case("config file", quick=True)
 def _yaml_unknown_key(f: Fixture) -> Plan:
     """--cfg file with an unknown key"""
-    bad = f.write("bad.yml", "TRAIN:\n  BATCHSIZE: 3\n")
-    argv = f.gan()
-    argv[argv.index("--cfg") + 1] = str(bad)
+    argv = _with_cfg(f, "TRAIN:\n  BATCHSIZE: 3\n")
     return Plan(argv, [f.out], "TRAIN.BATCHSIZE is not a valid config key")
 
 
 @case("config file")
 def _yaml_string_float(f: Fixture) -> Plan:
     """--cfg file with GENERATOR_LR: 2e-4 (YAML reads text)"""
-    bad = f.write("bad.yml", "TRAIN:\n  GENERATOR_LR: 2e-4\n")
-    argv = f.gan()
-    argv[argv.index("--cfg") + 1] = str(bad)
+    argv = _with_cfg(f, "TRAIN:\n  GENERATOR_LR: 2e-4\n")
     return Plan(argv, [f.out], "0.0002")
 
 
 @case("config file")
 def _yaml_broken(f: Fixture) -> Plan:
     """--cfg file that is not YAML"""
-    bad = f.write("bad.yml", "TRAIN: [unclosed\n")
-    argv = f.gan()
-    argv[argv.index("--cfg") + 1] = str(bad)
+    argv = _with_cfg(f, "TRAIN: [unclosed\n")
     return Plan(argv, [f.out], "not valid YAML")
 
 

@@ -1,12 +1,12 @@
 """Bad inputs, part 2: run folders, resuming, sampling, evaluation, DAMSM pretraining (``bench/fault_fixture.py``)."""
 from __future__ import annotations
 
-import pickle
 import shutil
 import sys
 from pathlib import Path
 
 from bench.fault_fixture import ROOT, Fixture, Plan, case
+from tests.helpers import permute_vocabulary
 
 
 # --- the run folder and resuming -----------------------------------------------------------------------
@@ -99,13 +99,7 @@ def _resume_renumbered_vocabulary(f: Fixture) -> Plan:
     """--resume after captions.pickle was rebuilt with other word ids"""
     f.copy_run()
     data = f.copy_birds()
-    train, test, ixtoword, wordtoix = pickle.loads((data / "captions.pickle").read_bytes())
-    ids = sorted(i for i in ixtoword if i)
-    swap = dict(zip(ids, ids[1:] + ids[:1]))
-    remap = lambda caps: [[swap.get(t, t) for t in c] for c in caps]  # noqa: E731
-    ixtoword = {swap.get(i, i): w for i, w in ixtoword.items()}
-    wordtoix = {w: i for i, w in ixtoword.items()}
-    (data / "captions.pickle").write_bytes(pickle.dumps([remap(train), remap(test), ixtoword, wordtoix], protocol=2))
+    permute_vocabulary(data)
     return Plan(f.resume(data=data), [f.out, data], "vocabulary mismatch")
 
 

@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from miscc.grid import wrap_text
+
 TILE = 128  # pixels of an image in the grid: 64-px images are enlarged, 256-px ones reduced
 MASKS_PER_LINE = 4
 PAD = 4
@@ -20,16 +22,6 @@ TEXT_WIDTH = 2 * TILE
 
 def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
-
-
-def _wrap(text: str, font: ImageFont.ImageFont, width: int) -> list[str]:
-    lines: list[str] = []
-    for word in text.split():
-        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    return lines
 
 
 def _tile(array: np.ndarray, size: int) -> Image.Image:
@@ -66,7 +58,7 @@ def epoch_grid(captions: Sequence[str], real: Optional[np.ndarray], images: np.n
     line_height = font.size + 3
     for c, text in enumerate(captions):
         y = header + c * cell_h
-        for n, line in enumerate(_wrap(text, font, TEXT_WIDTH - 2 * PAD)[: cell_h // line_height]):
+        for n, line in enumerate(wrap_text(text, font, TEXT_WIDTH - 2 * PAD)[: cell_h // line_height]):
             draw.text((PAD, y + n * line_height), line, fill="black", font=font)
         x = TEXT_WIDTH
         if real is not None:

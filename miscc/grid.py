@@ -18,7 +18,7 @@ PAD = 2
 _DROPPED_COLOUR = (190, 30, 30)
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int) -> list[str]:
+def wrap_text(text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int = 10 ** 6) -> list[str]:
     """Greedy word wrap to ``width`` pixels; an overflowing last line ends in '...'."""
     lines: list[str] = []
     for word in text.split():
@@ -75,7 +75,7 @@ def caption_grid(blocks: Sequence[tuple[str, Sequence[Sequence[Tile]]]], size: i
     y = PAD
     for text, lines in blocks:
         max_lines = max(1, (len(lines) * cell - PAD) // line_height)
-        for n, line in enumerate(_wrap(text, font, text_width - 2 * PAD, max_lines)):
+        for n, line in enumerate(wrap_text(text, font, text_width - 2 * PAD, max_lines)):
             _draw_line(draw, (PAD, y + n * line_height), line, font)
         for line in lines:
             for j, tile in enumerate(line):

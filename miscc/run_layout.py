@@ -122,45 +122,20 @@ class RunLayout:
     def of(cls, output_dir: str, config_name: str) -> "RunLayout":
         return cls(Path(output_dir) / (config_name or "default"))
 
-    @property
-    def models(self) -> Path:
-        return self.root / "models"
+    def _in_root(name: str) -> property:  # type: ignore[misc]  # used in the class body only
+        return property(lambda self: self.root / name, doc=f"``<run>/{name}``")
 
-    @property
-    def tb(self) -> Path:
-        return self.root / "tb"
-
-    @property
-    def images(self) -> Path:
-        return self.root / "images"
-
-    @property
-    def samples(self) -> Path:
-        return self.root / "samples"
-
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_FILE
-
-    @property
-    def config_history(self) -> Path:
-        return self.root / CONFIG_HISTORY_FILE
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / METRICS_FILE
-
-    @property
-    def best(self) -> Path:
-        return self.root / BEST_FILE
-
-    @property
-    def metrics_plot(self) -> Path:
-        return self.root / METRICS_PLOT_FILE
-
-    @property
-    def eval_set(self) -> Path:
-        return self.root / EVAL_SET_FILE
+    models = _in_root("models")
+    tb = _in_root("tb")
+    images = _in_root("images")
+    samples = _in_root("samples")
+    config = _in_root(CONFIG_FILE)
+    config_history = _in_root(CONFIG_HISTORY_FILE)
+    metrics = _in_root(METRICS_FILE)
+    best = _in_root(BEST_FILE)
+    metrics_plot = _in_root(METRICS_PLOT_FILE)
+    eval_set = _in_root(EVAL_SET_FILE)
+    del _in_root
 
     def epoch_grid(self, epoch: int) -> Path:
         return self.images / f"epoch_{epoch:03d}.png"

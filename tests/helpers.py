@@ -80,3 +80,17 @@ def calibrate_batchnorm(encoder: torch.nn.Module, size: int = 64) -> None:
     for m in bns:
         m.momentum = 0.1
     encoder.eval()
+
+
+def permute_vocabulary(data: Path) -> None:
+    """Renumber the words of ``data``'s captions.pickle (same words, other ids), as a rebuilt pickle can."""
+    import pickle
+    train, test, ixtoword, wordtoix = pickle.loads((data / "captions.pickle").read_bytes())
+    ids = sorted(i for i in ixtoword if i)
+    swap = dict(zip(ids, ids[1:] + ids[:1]))
+
+    def remap(caps):
+        return [[swap.get(t, t) for t in c] for c in caps]
+    ixtoword = {swap.get(i, i): w for i, w in ixtoword.items()}
+    wordtoix = {w: i for i, w in ixtoword.items()}
+    (data / "captions.pickle").write_bytes(pickle.dumps([remap(train), remap(test), ixtoword, wordtoix], protocol=2))

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
-import pickle
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,7 +24,7 @@ from miscc.errors import SSAGANError
 from miscc.sample_protocol import DONE_FILE, PLAN_FILE, SAMPLES_FILE
 from miscc.trainer import GANTrainer, cli_main
 from model import NetD, NetG
-from tests.helpers import configure
+from tests.helpers import configure, permute_vocabulary
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -207,22 +205,11 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_do(tmp_path, synthetic
 
 # --- vocabulary identity --------------------------------------------------------------------------
 
-def _permute_vocabulary(data: Path) -> None:
-    """The same words under other ids (what a rebuilt captions.pickle can do)."""
-    train, test, ixtoword, wordtoix = pickle.loads((data / "captions.pickle").read_bytes())
-    ids = sorted(i for i in ixtoword if i)
-    swap = dict(zip(ids, ids[1:] + ids[:1]))
-    remap = lambda caps: [[swap.get(t, t) for t in c] for c in caps]  # noqa: E731
-    ixtoword = {swap.get(i, i): w for i, w in ixtoword.items()}
-    wordtoix = {w: i for i, w in ixtoword.items()}
-    (data / "captions.pickle").write_bytes(pickle.dumps([remap(train), remap(test), ixtoword, wordtoix], protocol=2))
-
-
 def test_a_training_state_is_refused_under_a_renumbered_vocabulary(tmp_path, synthetic_birds, damsm_files):
     data = tmp_path / "birds"
     shutil.copytree(synthetic_birds, data)
     _trained(tmp_path, data, damsm_files)
-    _permute_vocabulary(data)
+    permute_vocabulary(data)
     with pytest.raises(SSAGANError, match="vocabulary mismatch.*other words"):
         GANTrainer("main").train()
 
@@ -236,7 +223,7 @@ def test_a_text_encoder_written_here_is_refused_under_a_renumbered_vocabulary(tm
     encoder = tmp_path / "damsm" / "models" / "text_encoder0.pth"
     configure(tmp_path / "gan", data, encoder)
     GANTrainer("main")  # same vocabulary: accepted
-    _permute_vocabulary(data)
+    permute_vocabulary(data)
     with pytest.raises(SSAGANError, match="same .* words, other word ids"):
         GANTrainer("main")
 
@@ -245,7 +232,7 @@ def test_a_released_text_encoder_has_no_fingerprint_and_only_its_size_is_checked
                                                                                 damsm_files):
     data = tmp_path / "birds"
     shutil.copytree(synthetic_birds, data)
-    _permute_vocabulary(data)
+    permute_vocabulary(data)
     configure(tmp_path, data, damsm_files)
     GANTrainer("main")  # the released format cannot tell; docs say to use the released captions.pickle
 
