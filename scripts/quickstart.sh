@@ -35,4 +35,6 @@ python IS.py --image_dir output/demo/samples/one_per_image --weights random --sp
     --captions_pickle data/birds_demo/captions.pickle --out output/demo/results/metrics.json
 python -m tools.demo_report --samples output/demo/samples/every_caption --data_dir data/birds_demo \
     --out output/demo/results --extra_json output/demo/results/metrics.json
-step "done: output/demo/results/results_grid.png and results.json"
+# The in-training evaluation curves (cfg/demo.yml evaluates every 2 epochs; best epoch in best.json).
+cp output/demo/metrics.png output/demo/metrics.jsonl output/demo/best.json output/demo/results/
+step "done: output/demo/results/results_grid.png, results.json and metrics.png (curves per epoch)"
