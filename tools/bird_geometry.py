@@ -24,13 +24,13 @@ PART_IDS: dict[str, int] = {"body": BODY, "wing": WING, "head": HEAD, "tail": TA
                             "bill": BILL, "eye": EYE, "eye_mark": EYE_MARK, "legs": LEGS,
                             "pattern": PATTERN}
 
-TILT = -0.35  # radians; negative lifts the front (y is down)
+TILT = -0.6  # radians; negative lifts the front (y is down): an upright perched songbird
 HEAD_RADIUS = 0.40
-BODY_RATIO = {"round": 0.74, "slim": 0.58}
-TAIL_LEN = {"short": 0.45, "long": 0.85}
+BODY_RATIO = {"round": 0.78, "slim": 0.64}
+TAIL_LEN = {"short": 0.4, "long": 0.7}
 # Bill length is annotated relative to the head in CUB ("shorter than head", "about the same as head",
 # "longer than head"); the head is 2 * HEAD_RADIUS = 0.8 units long.
-BILL_LEN = {"short": 0.28, "medium": 0.55, "long": 0.85}
+BILL_LEN = {"short": 0.22, "medium": 0.42, "long": 0.65}
 BILL_THICKNESS = {"cone": 0.15, "pointed": 0.075, "curved": 0.07, "hooked": 0.12}
 BILL_SHAPES = tuple(BILL_THICKNESS)
 EYE_MARKS = ("none", "ring", "eyebrow")
@@ -101,7 +101,7 @@ def bird_parts(g: Geometry, pose: Pose = Pose(), spots: Sequence[tuple[float, fl
     hc = np.array([0.86 + pose.head_dx, -0.5 * b - 0.13 + pose.head_dy])
     r = HEAD_RADIUS
     tail_len = TAIL_LEN[g.tail_length]
-    ta = 0.28 + pose.tail_angle  # tail bends further down than the body axis
+    ta = 0.45 + pose.tail_angle  # tail bends further down than the body axis
     tail_dir = np.array([-math.cos(ta), math.sin(ta)])
     normal = np.array([-tail_dir[1], tail_dir[0]])
     base = np.array([-0.78, 0.08 * b])
