@@ -289,6 +289,17 @@ class DownBlock(nn.Module):
         return self.shortcut(x) + self.gamma * self.conv_r(x)
 
 
+def residual_gates(net: nn.Module) -> list[nn.Parameter]:
+    """The zero-initialised scalar gates (``gamma``) of every generator and discriminator block.
+
+    Each block adds ``gamma * residual`` to its shortcut, so at initialisation the networks are their
+    shortcut paths alone (nearest-upsampled 4x4 features in G, average-pooled pixels in D); with Adam a
+    gate moves at most about one learning rate per step, which is why short runs may give the gates a
+    learning rate of their own (``TRAIN.GENERATOR_GATE_LR`` / ``TRAIN.DISCRIMINATOR_GATE_LR``).
+    """
+    return [m.gamma for m in net.modules() if isinstance(m, (SSACNBlock, DownBlock))]
+
+
 class CondLogits(nn.Module):
     """One-way conditional head (released name ``D_GET_LOGITS``, attribute ``COND_DNET``).
 

@@ -89,6 +89,12 @@ SPEC: tuple[Key, ...] = (
         "original default 2e-4 was never read).", check=positive),
     Key("TRAIN.GENERATOR_LR", 0.0001, "Adam lr of G (released value 1e-4; the original key was inert).",
         check=positive),
+    Key("TRAIN.GENERATOR_GATE_LR", 0.0, "New: Adam lr of the generator blocks' zero-initialised residual "
+        "gates (`blockN.gamma`) in a parameter group of their own; 0 = TRAIN.GENERATOR_LR in one group "
+        "(released). For runs of a few hundred steps, where a gate moving ~one lr per step keeps the "
+        "residual paths nearly shut (cfg/demo.yml).", check=at_least(0)),
+    Key("TRAIN.DISCRIMINATOR_GATE_LR", 0.0, "New: the same for the discriminator's blocks; 0 = "
+        "TRAIN.DISCRIMINATOR_LR in one group (released).", check=at_least(0)),
     Key("TRAIN.ENCODER_LR", 0.0002, "Initial Adam lr of DAMSM pretraining (bird/coco DAMSM YAMLs set 0.002).",
         check=positive),
     Key("TRAIN.FINETUNE_ENCODER_LR", 0.00004, "Adam lr of the encoders in main_finetune.py (released 4e-5).",

@@ -38,10 +38,22 @@ from miscc.metrics.reference import DEFAULT_CACHE_DIR
 from miscc.run_layout import BEST_TAG, LATEST_GAN, atomic_write_json, companion, epoch_from_name, image_encoder_beside
 from miscc.train_loop import Component, TrainLoop, entry
 from miscc.training_eval import BEST_KINDS, EvalModels, EvalSettings, TrainingWatch
+from model import residual_gates
 
 # Released DAMSM weight in the generator loss, by entry point (TRAIN.DAMSM_WEIGHT < 0 selects it).
 RELEASED_DAMSM_WEIGHT = {"main": 0.05, "finetune": 0.1}
 GAN_BETAS = (0.0, 0.9)
+GATE_LR_KEYS = {"G": "GENERATOR_GATE_LR", "D": "DISCRIMINATOR_GATE_LR"}
+
+
+def gated_param_groups(net: torch.nn.Module, gate_lr: float) -> list:
+    """Adam parameter groups: one group, as released, when ``gate_lr`` is 0; otherwise the blocks'
+    residual gates (``model.residual_gates``) in a second group with their own learning rate."""
+    if gate_lr <= 0:
+        return list(net.parameters())
+    gate_ids = {id(p) for p in residual_gates(net)}
+    return [{"params": [p for p in net.parameters() if id(p) not in gate_ids]},
+            {"params": residual_gates(net), "lr": gate_lr}]
 # The variant of training states written before states recorded one: only the released one existed.
 RELEASED_VARIANT = {"SSACN": True, "FUSION": "ssacn", "CA": False, "EMA": False}
 # Optimiser -> the learning-rate key it follows (applied again when a resume changes it).
@@ -152,9 +164,10 @@ class GANTrainer(TrainLoop):
         self.netG_ema = copy.deepcopy(self.netG).eval().requires_grad_(False) if self.ema_decay > 0 else None
         self.variant = {**self.netG.variant(), "EMA": self.netG_ema is not None}
         self.netD = build_discriminator().to(self.device)
-        self.optimizers["G"] = torch.optim.Adam(self.netG.parameters(), lr=cfg.TRAIN.GENERATOR_LR, betas=GAN_BETAS)
-        self.optimizers["D"] = torch.optim.Adam(self.netD.parameters(), lr=cfg.TRAIN.DISCRIMINATOR_LR,
-                                                betas=GAN_BETAS)
+        self.optimizers["G"] = torch.optim.Adam(gated_param_groups(self.netG, cfg.TRAIN.GENERATOR_GATE_LR),
+                                                lr=cfg.TRAIN.GENERATOR_LR, betas=GAN_BETAS)
+        self.optimizers["D"] = torch.optim.Adam(gated_param_groups(self.netD, cfg.TRAIN.DISCRIMINATOR_GATE_LR),
+                                                lr=cfg.TRAIN.DISCRIMINATOR_LR, betas=GAN_BETAS)
         tr = cfg.TRAIN
         g_rule = lambda epoch: epoch >= tr.WARMUP_EPOCHS and epoch % tr.GSAVE_INTERVAL == 0  # noqa: E731
         d_rule = lambda epoch: epoch >= tr.WARMUP_EPOCHS and epoch % tr.DSAVE_INTERVAL == 0  # noqa: E731
@@ -234,6 +247,14 @@ class GANTrainer(TrainLoop):
         if saved != self.variant:
             raise variant_mismatch(path, saved, self.variant)
         self.dataset.check_fingerprint(state.get("vocab"), path)
+        for name, key in GATE_LR_KEYS.items():
+            saved_groups = len(state.get(f"opt{name}", {}).get("param_groups", [None]))
+            if saved_groups != len(self.optimizers[name].param_groups):
+                said = "on" if saved_groups > 1 else "off (0)"
+                raise SSAGANError(f"{path} was trained with TRAIN.{key} {said}, this config turns it "
+                                  f"{'off (0)' if saved_groups > 1 else 'on'}: the saved Adam state has "
+                                  f"{saved_groups} parameter group(s). Set it back (a new value > 0 is fine "
+                                  "when it was on), or train a new run under another CONFIG_NAME.")
         for name, scaler_state in state.get("scalers", {}).items():
             if self.scalers[name].is_enabled():
                 self.scalers[name].load_state_dict(scaler_state)
@@ -241,8 +262,10 @@ class GANTrainer(TrainLoop):
     def apply_changes(self, changes: dict[str, list]) -> None:
         for name, opt in self.optimizers.items():
             if f"TRAIN.{LR_KEYS[name]}" in changes:
-                for group in opt.param_groups:
+                for group in opt.param_groups[:1 if name in GATE_LR_KEYS and len(opt.param_groups) > 1 else None]:
                     group["lr"] = cfg.TRAIN[LR_KEYS[name]]
+            if name in GATE_LR_KEYS and f"TRAIN.{GATE_LR_KEYS[name]}" in changes:
+                opt.param_groups[1]["lr"] = cfg.TRAIN[GATE_LR_KEYS[name]]
 
     def save_released(self, component: Component, epoch: int) -> None:
         vocab = self.dataset.vocab_fingerprint if component.released == "text_encoder" else None

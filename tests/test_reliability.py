@@ -178,6 +178,24 @@ def test_resume_applies_new_learning_rates_and_batch_size_and_records_them(tmp_p
     assert yaml.safe_load((tmp_path / "output" / "tiny" / "config.yaml").read_text())["TRAIN"]["BATCH_SIZE"] == 4
 
 
+def test_resume_applies_a_new_gate_learning_rate_to_the_gates_only(tmp_path, synthetic_birds, damsm_files):
+    _trained(tmp_path, synthetic_birds, damsm_files, **{"TRAIN.GENERATOR_GATE_LR": 0.01})
+    cfg_from_list(["TRAIN.GENERATOR_GATE_LR", "0.02"])
+    trainer = GANTrainer("main")
+    trainer.restore()
+    assert [g["lr"] for g in trainer.optG.param_groups] == [cfg.TRAIN.GENERATOR_LR, 0.02]
+    assert len(trainer.optD.param_groups) == 1
+
+
+@pytest.mark.parametrize("saved,now", [(0.01, 0.0), (0.0, 0.01)])
+def test_resume_refuses_to_switch_a_gate_learning_rate_on_or_off(tmp_path, synthetic_birds, damsm_files, saved, now):
+    """On/off changes the optimiser's parameter groups, so the saved Adam state no longer fits."""
+    _trained(tmp_path, synthetic_birds, damsm_files, **{"TRAIN.DISCRIMINATOR_GATE_LR": saved})
+    cfg_from_list(["TRAIN.DISCRIMINATOR_GATE_LR", str(now)])
+    with pytest.raises(SSAGANError, match=r"TRAIN.DISCRIMINATOR_GATE_LR (on|off).*Set it back"):
+        GANTrainer("main").train()
+
+
 def test_a_resume_with_loader_workers_reproduces_the_uninterrupted_run(tmp_path, synthetic_birds, damsm_files):
     """Workers draw the crops and flips; their seeds must come from the restored random state, so each
     epoch gets fresh workers (persistent ones would carry the uninterrupted run's streams over)."""
