@@ -43,6 +43,12 @@ from model import residual_gates
 # Released DAMSM weight in the generator loss, by entry point (TRAIN.DAMSM_WEIGHT < 0 selects it).
 RELEASED_DAMSM_WEIGHT = {"main": 0.05, "finetune": 0.1}
 GAN_BETAS = (0.0, 0.9)
+
+# The variant of training states written before states recorded one: only the released one existed.
+RELEASED_VARIANT = {"SSACN": True, "FUSION": "ssacn", "CA": False, "EMA": False}
+# Optimiser -> the learning-rate key it follows (applied again when a resume changes it).
+LR_KEYS = {"G": "GENERATOR_LR", "D": "DISCRIMINATOR_LR", "E": "FINETUNE_ENCODER_LR"}
+# Optimiser -> the key of its residual gates' own learning rate (group 1 when > 0; docs/CONFIG.md).
 GATE_LR_KEYS = {"G": "GENERATOR_GATE_LR", "D": "DISCRIMINATOR_GATE_LR"}
 
 
@@ -54,10 +60,6 @@ def gated_param_groups(net: torch.nn.Module, gate_lr: float) -> list:
     gate_ids = {id(p) for p in residual_gates(net)}
     return [{"params": [p for p in net.parameters() if id(p) not in gate_ids]},
             {"params": residual_gates(net), "lr": gate_lr}]
-# The variant of training states written before states recorded one: only the released one existed.
-RELEASED_VARIANT = {"SSACN": True, "FUSION": "ssacn", "CA": False, "EMA": False}
-# Optimiser -> the learning-rate key it follows (applied again when a resume changes it).
-LR_KEYS = {"G": "GENERATOR_LR", "D": "DISCRIMINATOR_LR", "E": "FINETUNE_ENCODER_LR"}
 
 
 @torch.no_grad()
@@ -261,10 +263,10 @@ class GANTrainer(TrainLoop):
 
     def apply_changes(self, changes: dict[str, list]) -> None:
         for name, opt in self.optimizers.items():
+            # Group 0 holds the network (all of it, as released); group 1 its gates when they have their own lr.
             if f"TRAIN.{LR_KEYS[name]}" in changes:
-                for group in opt.param_groups[:1 if name in GATE_LR_KEYS and len(opt.param_groups) > 1 else None]:
-                    group["lr"] = cfg.TRAIN[LR_KEYS[name]]
-            if name in GATE_LR_KEYS and f"TRAIN.{GATE_LR_KEYS[name]}" in changes:
+                opt.param_groups[0]["lr"] = cfg.TRAIN[LR_KEYS[name]]
+            if f"TRAIN.{GATE_LR_KEYS.get(name)}" in changes:
                 opt.param_groups[1]["lr"] = cfg.TRAIN[GATE_LR_KEYS[name]]
 
     def save_released(self, component: Component, epoch: int) -> None:
