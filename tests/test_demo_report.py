@@ -79,3 +79,11 @@ def test_swap_samples_are_scored_per_caption_and_drawn(synthetic_birds, tmp_path
     assert report["body_accuracy"] == 1 / len(rows)
     grid = demo_report.swap_grid(tmp_path / "swap", scored)
     assert grid.size[1] == len(rows) * 68 + 4 + 16
+
+
+def test_noise_diversity_compares_samples_of_one_caption_with_samples_of_others():
+    flat = lambda v: np.full((4, 4, 3), v, np.float32)  # noqa: E731
+    report = demo_report.noise_diversity([[flat(0), flat(10)], [flat(100), flat(100)]])
+    assert report["mean_abs_pixel_difference_same_caption"] == 5.0  # (10 + 0) / 2 pairs
+    assert report["mean_abs_pixel_difference_other_caption"] == 100.0  # first sample of each caption
+    assert demo_report.noise_diversity([[flat(1)]])["mean_abs_pixel_difference_same_caption"] == 0.0
