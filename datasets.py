@@ -80,17 +80,18 @@ def uses_birds_layout(data_dir: str | os.PathLike, dataset_name: str = "birds") 
     return dataset_name == "birds" or "birds" in os.fspath(data_dir)
 
 
-def build_transform(base_size: int, train: bool = True) -> transforms.Compose:
+def build_transform(base_size: int, train: bool = True, flip: bool = True) -> transforms.Compose:
     """Image transform before ToTensor/Normalize (which TextDataset applies itself).
 
     ``train=True`` is the original's (used for train and test alike): resize the shorter side to
-    base_size*76/64, random crop, random flip. ``train=False`` (new) centre-crops and never flips,
-    for deterministic evaluation and sampling.
+    base_size*76/64, random crop, random horizontal flip (``flip=False``, new, leaves the flip out:
+    for data whose subjects all face one way, ``TRAIN.RANDOM_FLIP``). ``train=False`` (new)
+    centre-crops and never flips, for deterministic evaluation and sampling.
     """
     resize = transforms.Resize(int(base_size * 76 / 64))
     if train:
         return transforms.Compose([resize, transforms.RandomCrop(base_size),
-                                   transforms.RandomHorizontalFlip()])
+                                   *([transforms.RandomHorizontalFlip()] if flip else [])])
     return transforms.Compose([resize, transforms.CenterCrop(base_size)])
 
 

@@ -95,6 +95,9 @@ SPEC: tuple[Key, ...] = (
         "residual paths nearly shut (cfg/demo.yml).", check=at_least(0)),
     Key("TRAIN.DISCRIMINATOR_GATE_LR", 0.0, "New: the same for the discriminator's blocks; 0 = "
         "TRAIN.DISCRIMINATOR_LR in one group (released).", check=at_least(0)),
+    Key("TRAIN.RANDOM_FLIP", True, "Random horizontal flip of training images (GAN and DAMSM training), as "
+        "released. New: False leaves it out, for data whose birds all face one way (cfg/demo.yml): a "
+        "short run then need not learn both facings from the noise."),
     Key("TRAIN.ENCODER_LR", 0.0002, "Initial Adam lr of DAMSM pretraining (bird/coco DAMSM YAMLs set 0.002).",
         check=positive),
     Key("TRAIN.FINETUNE_ENCODER_LR", 0.00004, "Adam lr of the encoders in main_finetune.py (released 4e-5).",

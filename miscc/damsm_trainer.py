@@ -145,7 +145,7 @@ class DAMSMTrainer(TrainLoop):
 
     def __init__(self, device: torch.device, start_over: bool = False):
         super().__init__(device, start_over)
-        transform = build_transform(cfg.TREE.BASE_SIZE, train=True)
+        transform = build_transform(cfg.TREE.BASE_SIZE, train=True, flip=cfg.TRAIN.RANDOM_FLIP)
         # Data first: a wrong DATA_DIR fails before any model is built or any file is written.
         self.train_set = build_dataset("train", transform)
         self.val_set = build_dataset("test", transform)

@@ -146,7 +146,8 @@ class GANTrainer(TrainLoop):
         self.kl_weight = cfg.TRAIN.KL_WEIGHT
         self.ema_decay = cfg.TRAIN.EMA_DECAY
 
-        self.dataset = build_dataset("train", transform=build_transform(cfg.TREE.BASE_SIZE, train=True))
+        transform = build_transform(cfg.TREE.BASE_SIZE, train=True, flip=cfg.TRAIN.RANDOM_FLIP)
+        self.dataset = build_dataset("train", transform=transform)
         world = distributed.world_size()
         if len(self.dataset) < cfg.TRAIN.BATCH_SIZE * world:
             raise SSAGANError(f"the train split of {cfg.DATA_DIR} has {len(self.dataset)} images, fewer "

@@ -271,6 +271,20 @@ def test_eval_transform_is_deterministic_and_train_transform_is_not(synthetic_bi
     assert any(not torch.equal(outs[0], o) for o in outs[1:])
 
 
+def test_without_random_flip_the_train_transform_only_crops():
+    """flip=False (TRAIN.RANDOM_FLIP False): random crops, never a mirrored image."""
+    img = Image.fromarray(np.arange(76 * 76 * 3, dtype=np.uint8).reshape(76, 76, 3))
+    crops, flipped = [], []
+    for seed in range(40):
+        torch.manual_seed(seed)
+        crops.append(np.asarray(build_transform(64, train=True, flip=False)(img)))
+        torch.manual_seed(seed)
+        flipped.append(np.asarray(build_transform(64, train=True)(img)))
+    windows = {np.asarray(img)[y:y + 64, x:x + 64].tobytes() for y in range(13) for x in range(13)}
+    assert all(c.tobytes() in windows for c in crops)
+    assert any(f.tobytes() not in windows for f in flipped)  # the released transform does mirror
+
+
 # --- batches ------------------------------------------------------------------------------------
 
 def test_prepare_data_sorts_by_length_and_reorders_everything():

@@ -224,6 +224,21 @@ def test_command_line(tmp_path):
         assert bad.returncode == 2 and message in bad.stderr
 
 
+def test_facing_one_way_changes_only_the_facing(tmp_path):
+    both = make_birds(tmp_path / "both", classes=3, per_class=4, size=(64, 48))
+    right = make_birds(tmp_path / "right", classes=3, per_class=4, size=(64, 48), facing="right")
+    assert both == right
+    a, b = load_attributes(tmp_path / "both", "train"), load_attributes(tmp_path / "right", "train")
+    assert {r["facing"] for r in b.values()} == {"right"} and {r["facing"] for r in a.values()} == {"left", "right"}
+    drop = lambda r: {k: v for k, v in r.items() if k not in ("facing", "bbox")}  # noqa: E731
+    assert [drop(r) for r in a.values()] == [drop(r) for r in b.values()]  # same species, poses, captions
+    assert (tmp_path / "both" / "text").exists() and all(
+        p.read_bytes() == (tmp_path / "right" / p.relative_to(tmp_path / "both")).read_bytes()
+        for p in (tmp_path / "both" / "text").rglob("*.txt"))
+    with pytest.raises(SSAGANError, match="--facing must be one of"):
+        make_birds(tmp_path / "bad", classes=3, per_class=1, facing="up")
+
+
 # --- colour_score -------------------------------------------------------------------------------
 
 def test_palette_is_cubs_fifteen_colours_far_apart_and_not_muted():

@@ -1,13 +1,14 @@
 """Write a synthetic CUB-like bird data set in exactly the CUB / AttnGAN layout ``datasets.py`` reads.
 
     python -m tools.make_birds OUT_DIR [--classes 20] [--per-class 30] [--seed 0] [--size W H]
-                               [--body-colours yellow red ...]
+                               [--body-colours yellow red ...] [--facing both|right|left]
 
 Species differ in the parts and attributes CUB-200-2011 annotates: breast/belly (body), crown/head,
 wing and tail colour from CUB's 15 colour names, bill colour, shape (cone, pointed, curved, hooked)
 and length relative to the head, eye ring or eyebrow, wing bars, a spotted or striped breast, leg
 colour, size and body shape, tail length. Each image draws one bird of its species in a perched side
-view (pose, colour, lighting and position jittered; facing left or right; sometimes on a branch) on a
+view (pose, colour, lighting and position jittered; facing left or right, or one way with ``--facing``;
+sometimes on a branch) on a
 blurred, muted background, and gets 10 captions in CUB annotators' phrasings (``tools.bird_captions``).
 Part geometry lives in ``tools.bird_geometry``, shared with the part-locating scorer
 (``tools.colour_score``).
@@ -53,6 +54,7 @@ DEFAULT_SIZE = (192, 144)
 # Body colours of the default set: far apart in colour, so a small demo GAN can be scored on them.
 DEFAULT_BODY_COLOURS = ("yellow", "red", "blue", "black", "white")
 MARKER = "SYNTHETIC.txt"
+FACINGS = ("both", "right", "left")
 _OWNED = ("CUB_200_2011", "text", "train", "test", "captions.pickle", "attributes_train.json",
           "attributes_test.json", MARKER)
 
@@ -196,10 +198,12 @@ def _paint(labels: np.ndarray, sp: Species, rng: np.random.RandomState) -> tuple
     return np.clip(rgb, 0, 255), mask
 
 
-def _draw_image(sp: Species, size: tuple[int, int], rng: np.random.RandomState) -> tuple[bytes, dict]:
+def _draw_image(sp: Species, size: tuple[int, int], rng: np.random.RandomState,
+                facing_rule: str = "both") -> tuple[bytes, dict]:
     w, h = size
     img = _background(w, h, rng)
-    facing = "right" if rng.rand() < 0.5 else "left"
+    drawn = "right" if rng.rand() < 0.5 else "left"  # drawn even when fixed: the same birds otherwise
+    facing = drawn if facing_rule == "both" else facing_rule
     pose = Pose.random(rng)
     spots = ([(float(x), float(y)) for x, y in zip(rng.uniform(-0.1, 0.85, 9), rng.uniform(0.05, 0.85, 9))]
              if sp.pattern != "solid" else [])
@@ -273,7 +277,10 @@ def _prepare_out_dir(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _check(classes: int, per_class: int, size: tuple[int, int], body_colours: Sequence[str]) -> None:
+def _check(classes: int, per_class: int, size: tuple[int, int], body_colours: Sequence[str],
+           facing: str = "both") -> None:
+    if facing not in FACINGS:
+        raise SSAGANError(f"--facing must be one of {', '.join(FACINGS)}, got {facing!r}")
     if classes < 2:
         raise SSAGANError(f"--classes must be >= 2 (one train and one test class), got {classes}")
     if per_class < 1:
@@ -288,10 +295,14 @@ def _check(classes: int, per_class: int, size: tuple[int, int], body_colours: Se
 
 def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 30, seed: int = 0,
                size: tuple[int, int] = DEFAULT_SIZE,
-               body_colours: Sequence[str] = DEFAULT_BODY_COLOURS) -> dict[str, int]:
-    """Write the data set; returns the number of images per split, {'train': n, 'test': m}."""
+               body_colours: Sequence[str] = DEFAULT_BODY_COLOURS, facing: str = "both") -> dict[str, int]:
+    """Write the data set; returns the number of images per split, {'train': n, 'test': m}.
+
+    ``facing``: ``both`` (each image left or right at random, like photographs) or ``right`` / ``left``
+    (every bird that way; the CPU demo trains without random flips on such a set).
+    """
     body_colours = tuple(body_colours)
-    _check(classes, per_class, size, body_colours)
+    _check(classes, per_class, size, body_colours, facing)
     out = Path(out_dir)
     _prepare_out_dir(out)
     rng = np.random.RandomState(seed)
@@ -308,7 +319,7 @@ def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 3
         (out / "text" / sp.folder).mkdir(parents=True, exist_ok=True)
         for j in range(per_class):
             key = f"{sp.folder}/{sp.name}_{j + 1:04d}"
-            jpeg, extra = _draw_image(sp, size, rng)
+            jpeg, extra = _draw_image(sp, size, rng, facing)
             record = _attributes(sp, extra)
             (out / "CUB_200_2011" / "images" / f"{key}.jpg").write_bytes(jpeg)
             caps = write_captions(record, rng)
@@ -333,7 +344,7 @@ def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 3
     (out / MARKER).write_text(
         "Synthetic CUB-layout bird set written by `python -m tools.make_birds`.\n"
         f"classes={classes} per_class={per_class} seed={seed} size={size[0]}x{size[1]} "
-        f"body_colours={','.join(body_colours)}\n"
+        f"body_colours={','.join(body_colours)}" + ("" if facing == "both" else f" facing={facing}") + "\n"
         f"train classes={classes - n_test} ({len(names['train'])} images), "
         f"test classes={n_test} ({len(names['test'])} images)\n")
     return {"train": len(names["train"]), "test": len(names["test"])}
@@ -350,11 +361,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--body-colours", nargs="+", default=list(DEFAULT_BODY_COLOURS), metavar="COLOUR",
                         help=f"breast/belly colours the species cycle through (default "
                              f"{' '.join(DEFAULT_BODY_COLOURS)}; any of {' '.join(NAMES)})")
+    parser.add_argument("--facing", choices=FACINGS, default="both",
+                        help="both (default: left or right at random) or every bird facing right / left")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
         counts = make_birds(args.out_dir, args.classes, args.per_class, args.seed, tuple(args.size),
-                            args.body_colours)
+                            args.body_colours, args.facing)
     except SSAGANError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
