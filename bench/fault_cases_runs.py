@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from bench.fault_fixture import ROOT, Fixture, Plan, case
-from tests.helpers import permute_vocabulary
+from tests.helpers import permute_vocabulary, write_sample_folder
 
 
 # --- the run folder and resuming -----------------------------------------------------------------------
@@ -184,21 +184,7 @@ def _repeat_zero(f: Fixture) -> Plan:
 
 def _sample_folder(f: Fixture, done: bool) -> Path:
     """A sampler-style folder of 3 images; without DONE.json it is an interrupted run (10 planned)."""
-    import json
-
-    from PIL import Image
-    from miscc.sample_protocol import DONE_FILE, PLAN_FILE, SAMPLES_FILE
-    folder = f.dir / "samples"
-    (folder / "img").mkdir(parents=True)
-    rows = []
-    for i in range(3):
-        Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(folder / "img" / f"{i:06d}.png")
-        rows.append(json.dumps({"file": f"img/{i:06d}.png", "key": f"k{i}", "caption_idx": 0, "tokens": [1]}))
-    (folder / SAMPLES_FILE).write_text("\n".join(rows) + "\n")
-    (folder / PLAN_FILE).write_text(json.dumps({"count": 10}))
-    if done:
-        (folder / DONE_FILE).write_text(json.dumps({"count": 3}))
-    return folder
+    return write_sample_folder(f.dir / "samples", done)
 
 
 @case("evaluation", quick=True)

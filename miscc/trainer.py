@@ -57,9 +57,10 @@ def gated_param_groups(net: torch.nn.Module, gate_lr: float) -> list:
     residual gates (``model.residual_gates``) in a second group with their own learning rate."""
     if gate_lr <= 0:
         return list(net.parameters())
-    gate_ids = {id(p) for p in residual_gates(net)}
+    gates = residual_gates(net)
+    gate_ids = {id(p) for p in gates}
     return [{"params": [p for p in net.parameters() if id(p) not in gate_ids]},
-            {"params": residual_gates(net), "lr": gate_lr}]
+            {"params": gates, "lr": gate_lr}]
 
 
 @torch.no_grad()

@@ -94,3 +94,19 @@ def permute_vocabulary(data: Path) -> None:
     ixtoword = {swap.get(i, i): w for i, w in ixtoword.items()}
     wordtoix = {w: i for i, w in ixtoword.items()}
     (data / "captions.pickle").write_bytes(pickle.dumps([remap(train), remap(test), ixtoword, wordtoix], protocol=2))
+
+
+def write_sample_folder(folder: Path, done: bool, images: int = 3, planned: int = 10) -> Path:
+    """A sampler-style folder of ``images`` tiny PNGs with their records and a plan of ``planned``;
+    without DONE.json it is an interrupted sampling run."""
+    from miscc.sample_protocol import DONE_FILE, PLAN_FILE, SAMPLES_FILE
+    (folder / "img").mkdir(parents=True)
+    rows = []
+    for i in range(images):
+        Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(folder / "img" / f"{i:06d}.png")
+        rows.append(json.dumps({"file": f"img/{i:06d}.png", "key": f"k{i}", "caption_idx": 0, "tokens": [1]}))
+    (folder / SAMPLES_FILE).write_text("\n".join(rows) + "\n")
+    (folder / PLAN_FILE).write_text(json.dumps({"count": planned}))
+    if done:
+        (folder / DONE_FILE).write_text(json.dumps({"count": images}))
+    return folder

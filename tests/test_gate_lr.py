@@ -2,8 +2,6 @@
 in an Adam group of their own; 0 keeps the released single group."""
 from __future__ import annotations
 
-import torch
-
 from miscc.config import cfg
 from miscc.trainer import GANTrainer, gated_param_groups
 from model import DownBlock, NetD, NetG, SSACNBlock, residual_gates

@@ -7,7 +7,6 @@ folders, and the sentences that explain a checkpoint mismatch.
 from __future__ import annotations
 
 import errno
-import json
 import shutil
 
 import pytest
@@ -21,10 +20,10 @@ from miscc.checkpoint import save_released
 from miscc.config import cfg, cfg_from_list
 from miscc.damsm_trainer import main as damsm_main
 from miscc.errors import SSAGANError
-from miscc.sample_protocol import DONE_FILE, PLAN_FILE, SAMPLES_FILE
+from miscc.sample_protocol import DONE_FILE, PLAN_FILE
 from miscc.trainer import GANTrainer, cli_main
 from model import NetD, NetG
-from tests.helpers import configure, permute_vocabulary
+from tests.helpers import configure, permute_vocabulary, write_sample_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -340,15 +339,7 @@ def test_a_full_disk_while_sampling_leaves_a_folder_that_is_known_incomplete(
 
 
 def test_is_py_refuses_an_interrupted_sample_folder_unless_told(tmp_path, capsys):
-    from PIL import Image
-    folder = tmp_path / "samples"
-    (folder / "img").mkdir(parents=True)
-    rows = []
-    for i in range(3):
-        Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(folder / "img" / f"{i:06d}.png")
-        rows.append(json.dumps({"file": f"img/{i:06d}.png", "key": f"k{i}", "caption_idx": 0, "tokens": [1]}))
-    (folder / SAMPLES_FILE).write_text("\n".join(rows) + "\n")
-    (folder / PLAN_FILE).write_text(json.dumps({"count": 10}))
+    folder = write_sample_folder(tmp_path / "samples", done=False)
     assert IS.main(["--image_dir", str(folder), "--weights", "random", "--splits", "1", "--workers", "0"]) == 2
     assert "3 images of 10 planned" in capsys.readouterr().err
 

@@ -29,18 +29,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from miscc.errors import SSAGANError
-from miscc.sample_protocol import SampleRecord
-from miscc.sample_protocol import read_samples as protocol_read_samples
+from miscc.sample_protocol import read_samples
 from tools.colour_score import (NAMES, SCORED_PARTS, accuracy, candidate_colours, chance_level, load_attributes,
                                 score_parts, shuffled_baseline)
 
 PARTS = ("body", "head", "wing")
 SWAP_FRAMES = ("this bird has a {B} belly, {W} wings and a {H} crown",
                "a small {B} bird with {W} wings and a short pointy beak")
-
-
-def read_samples(folder: Path) -> list[SampleRecord]:
-    return protocol_read_samples(folder)  # the sampler's format, read by its owner
 
 
 def load_images(folder: Path, samples: Sequence[dict]) -> np.ndarray:
