@@ -87,3 +87,12 @@ def test_noise_diversity_compares_samples_of_one_caption_with_samples_of_others(
     assert report["mean_abs_pixel_difference_same_caption"] == 5.0  # (10 + 0) / 2 pairs
     assert report["mean_abs_pixel_difference_other_caption"] == 100.0  # first sample of each caption
     assert demo_report.noise_diversity([[flat(1)]])["mean_abs_pixel_difference_same_caption"] == 0.0
+
+
+def test_species_diversity_groups_real_images_by_species():
+    flat = lambda v: np.full((4, 4, 3), v, np.uint8)  # noqa: E731
+    images = np.stack([flat(0), flat(20), flat(200), flat(200)])
+    records = [{"species": "A"}, {"species": "A"}, {"species": "B"}, {"species": "B"}]
+    ref = demo_report.species_diversity(images, records)
+    assert ref["mean_abs_pixel_difference_same_species"] == 10.0  # A: 20, B: 0
+    assert ref["mean_abs_pixel_difference_other_species"] == 200.0

@@ -11,9 +11,11 @@
 Writes ``results.json``: per scored part (body = breast/belly, head = crown, wing) the accuracy over
 all samples, per colour, the chance level (an image-blind guesser following the label frequencies)
 and the shuffled-caption baseline of this scorer on these images, and the same scorer's accuracy on
-the real test crops; plus the swap captions' predictions. ``results_grid.png``: one row per body
-colour, real test crops then generated birds whose caption names that colour. ``results_swap.png``:
-one row per swap caption, its 4 samples. The expected colours of a sample are the ground truth of
+the real test crops; plus the swap captions' predictions and how much the noise changes a sample
+(mean absolute pixel difference between the noises of one caption and between captions, next to
+the same measure on real test crops within and between species). ``results_grid.png``: one row
+per body colour, real test crops then generated birds whose caption names that colour.
+``results_swap.png``: one row per swap caption, its 4 samples. The expected colours of a sample are the ground truth of
 the test image its caption describes (``attributes_test.json`` written by ``tools.make_birds``).
 """
 from __future__ import annotations
@@ -141,6 +143,17 @@ def noise_diversity(groups: Sequence[Sequence[np.ndarray]]) -> dict[str, float]:
             "mean_abs_pixel_difference_other_caption": float(np.mean(across)) if across else 0.0}
 
 
+def species_diversity(images: np.ndarray, records: Sequence[dict]) -> dict[str, float]:
+    """``noise_diversity`` of real images grouped by species: the scale the noise's effect is read
+    against (real photos of one species differ in background, pose, size and branch)."""
+    groups: dict[str, list[np.ndarray]] = defaultdict(list)
+    for img, r in zip(images, records):
+        groups[r["species"]].append(img.astype(np.float32))
+    d = noise_diversity(list(groups.values()))
+    return {"mean_abs_pixel_difference_same_species": d["mean_abs_pixel_difference_same_caption"],
+            "mean_abs_pixel_difference_other_species": d["mean_abs_pixel_difference_other_caption"]}
+
+
 def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> None:
     draw.text(xy, text, fill="black")
 
@@ -242,6 +255,7 @@ def _run(argv: Optional[Sequence[str]]) -> dict:
         if args.swap_captions is None:
             p.error("--swap_samples needs --swap_captions (the file written by --write_swap_captions)")
         result["swap"], scored = swap_report(args.swap_samples, args.swap_captions, candidates)
+        result["swap"]["real_test_crops"] = species_diversity(real, real_records)
         swap_grid(args.swap_samples, scored).save(args.out / "results_swap.png")
     if args.extra_json is not None and args.extra_json.is_file():
         result["evaluation"] = json.loads(args.extra_json.read_text())
@@ -250,6 +264,12 @@ def _run(argv: Optional[Sequence[str]]) -> dict:
     parts = ", ".join(f"{p} {fake[p]['accuracy']:.3f} (chance {fake[p]['chance_level']:.3f}, real "
                       f"{fake[p]['real_test_crops_accuracy']:.3f})" for p in PARTS)
     print(f"colour accuracy on {len(samples)} samples: {parts}; wrote {args.out}/results.json")
+    if "swap" in result:
+        sw, ref = result["swap"], result["swap"]["real_test_crops"]
+        print(f"noise effect (mean |pixel difference|): {sw['mean_abs_pixel_difference_same_caption']:.1f} "
+              f"between the noises of one caption vs {sw['mean_abs_pixel_difference_other_caption']:.1f} "
+              f"between captions; real test crops {ref['mean_abs_pixel_difference_same_species']:.1f} within a "
+              f"species vs {ref['mean_abs_pixel_difference_other_species']:.1f} between species")
     return result
 
 
