@@ -89,6 +89,19 @@ def test_noise_diversity_compares_samples_of_one_caption_with_samples_of_others(
     assert demo_report.noise_diversity([[flat(1)]])["mean_abs_pixel_difference_same_caption"] == 0.0
 
 
+def test_coarse_noise_measure_ignores_grain_but_sees_layout():
+    rng = np.random.RandomState(0)
+    base = np.full((64, 64, 3), 120, np.float32)
+    grain = np.where(np.indices((64, 64)).sum(0)[..., None] % 2 == 0, 20.0, -20.0)  # +-20 checkerboard
+    moved = base.copy()
+    moved[:32] = 200  # the top half changes colour: visible at a glance
+    report = demo_report.noise_diversity([[base, base + grain, moved]])
+    assert report["mean_abs_pixel_difference_same_caption"] > 20  # grain counts per pixel ...
+    coarse_pairs = [0.0, 40.0, 40.0]  # ... but averages out over 8x8 cells; the colour change stays
+    assert abs(report["mean_abs_8x8_difference_same_caption"] - np.mean(coarse_pairs)) < 1e-4
+    assert demo_report.coarse(rng.uniform(0, 255, (60, 44, 3)).astype(np.float32)).shape == (8, 8, 3)
+
+
 def test_species_diversity_groups_real_images_by_species():
     flat = lambda v: np.full((4, 4, 3), v, np.uint8)  # noqa: E731
     images = np.stack([flat(0), flat(20), flat(200), flat(200)])
@@ -96,3 +109,4 @@ def test_species_diversity_groups_real_images_by_species():
     ref = demo_report.species_diversity(images, records)
     assert ref["mean_abs_pixel_difference_same_species"] == 10.0  # A: 20, B: 0
     assert ref["mean_abs_pixel_difference_other_species"] == 200.0
+    assert ref["mean_abs_8x8_difference_same_species"] == 10.0  # flat images: the same at any scale
