@@ -12,11 +12,12 @@ Writes ``results.json``: per scored part (body = breast/belly, head = crown, win
 all samples, per colour, the chance level (an image-blind guesser following the label frequencies)
 and the shuffled-caption baseline of this scorer on these images, and the same scorer's accuracy on
 the real test crops; plus the swap captions' predictions and how much the noise changes a sample
-(mean absolute pixel difference between the noises of one caption and between captions, next to
-the same measure on real test crops within and between species). ``results_grid.png``: one row
-per body colour, real test crops then generated birds whose caption names that colour.
-``results_swap.png``: one row per swap caption, its 4 samples. The expected colours of a sample are the ground truth of
-the test image its caption describes (``attributes_test.json`` written by ``tools.make_birds``).
+(``noise_diversity``: mean absolute difference between the noises of one caption and between
+captions, per pixel and on an 8 x 8 grid, next to the same measures on real test crops within and
+between species). ``results_grid.png``: one row per body colour, real test crops then generated
+birds whose caption names that colour. ``results_swap.png``: one row per swap caption, its 4
+samples. The expected colours of a sample are the ground truth of the test image its caption
+describes (``attributes_test.json`` written by ``tools.make_birds``).
 """
 from __future__ import annotations
 
