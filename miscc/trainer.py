@@ -268,7 +268,7 @@ class GANTrainer(TrainLoop):
             # Group 0 holds the network (all of it, as released); group 1 its gates when they have their own lr.
             if f"TRAIN.{LR_KEYS[name]}" in changes:
                 opt.param_groups[0]["lr"] = cfg.TRAIN[LR_KEYS[name]]
-            if f"TRAIN.{GATE_LR_KEYS.get(name)}" in changes:
+            if name in GATE_LR_KEYS and f"TRAIN.{GATE_LR_KEYS[name]}" in changes:
                 opt.param_groups[1]["lr"] = cfg.TRAIN[GATE_LR_KEYS[name]]
 
     def save_released(self, component: Component, epoch: int) -> None:

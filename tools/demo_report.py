@@ -127,7 +127,7 @@ def swap_report(folder: Path, captions_file: Path, candidates: dict) -> tuple[di
     per_caption, by_caption = defaultdict(list), defaultdict(list)
     for s, p, img in zip(samples, pred, images):
         per_caption[s.text].append(p)
-        by_caption[s.text].append(img.astype(np.float32))
+        by_caption[s.text].append(img)
     expected = [r["body_colour"] for r in records]
     report = {"n_samples": len(samples), "body_accuracy": accuracy(pred, expected),
               "chance_level": chance_level(expected), "predicted_body_colours": dict(per_caption),
@@ -170,7 +170,7 @@ def species_diversity(images: np.ndarray, records: Sequence[dict]) -> dict[str, 
     against (real photos of one species differ in background, pose, size and branch)."""
     groups: dict[str, list[np.ndarray]] = defaultdict(list)
     for img, r in zip(images, records):
-        groups[r["species"]].append(img.astype(np.float32))
+        groups[r["species"]].append(img)
     return {k.replace("_caption", "_species"): v for k, v in noise_diversity(list(groups.values())).items()}
 
 

@@ -8,8 +8,8 @@ wing and tail colour from CUB's 15 colour names, bill colour, shape (cone, point
 and length relative to the head, eye ring or eyebrow, wing bars, a spotted or striped breast, leg
 colour, size and body shape, tail length. Each image draws one bird of its species in a perched side
 view (pose, colour, lighting and position jittered; facing left or right, or one way with ``--facing``;
-sometimes on a branch) on a
-blurred, muted background, and gets 10 captions in CUB annotators' phrasings (``tools.bird_captions``).
+sometimes on a branch) on a blurred, muted background, and gets 10 captions in CUB annotators'
+phrasings (``tools.bird_captions``).
 Part geometry lives in ``tools.bird_geometry``, shared with the part-locating scorer
 (``tools.colour_score``).
 
