@@ -77,7 +77,7 @@ def test_swap_samples_are_scored_per_caption_and_drawn(synthetic_birds, tmp_path
         sorted({a["body_colour"] for a in test.values()} | {r["attributes"]["body_colour"] for r in rows}))})
     assert report["n_samples"] == 4 * len(rows)
     assert report["body_accuracy"] == 1 / len(rows)
-    grid = demo_report.swap_grid(tmp_path / "swap", scored)
+    grid = demo_report.swap_grid(scored)
     assert grid.size[1] == len(rows) * 68 + 4 + 16
 
 

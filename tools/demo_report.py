@@ -115,7 +115,10 @@ def write_swap_captions(data_dir: Path, path: Path) -> list[dict]:
 
 
 def swap_report(folder: Path, captions_file: Path, candidates: dict) -> tuple[dict, list]:
-    """Body-colour scores of the swap captions' samples; the sidecar JSON gives each line's bird."""
+    """Body-colour scores of the swap captions' samples; the sidecar JSON gives each line's bird.
+
+    Returns the report and, per sample, (record, image, predicted colour, expected colour) for
+    ``swap_grid``."""
     sidecar = captions_file.with_suffix(".json")
     if not sidecar.is_file():
         raise SSAGANError(f"{sidecar} not found: write the captions with --write_swap_captions {captions_file}")
@@ -132,7 +135,7 @@ def swap_report(folder: Path, captions_file: Path, candidates: dict) -> tuple[di
     report = {"n_samples": len(samples), "body_accuracy": accuracy(pred, expected),
               "chance_level": chance_level(expected), "predicted_body_colours": dict(per_caption),
               **noise_diversity(list(by_caption.values()))}
-    return report, [(s, p, r["body_colour"]) for s, p, r in zip(samples, pred, records)]
+    return report, [(s, img, p, r["body_colour"]) for s, img, p, r in zip(samples, images, pred, records)]
 
 
 COARSE_CELLS = 8  # the coarse measure compares images averaged over an 8 x 8 grid of cells
@@ -200,10 +203,10 @@ def results_grid(samples: Sequence[dict], images: np.ndarray, records: Sequence[
     return grid
 
 
-def swap_grid(folder: Path, scored: Sequence[tuple[dict, str, str]]) -> Image.Image:
+def swap_grid(scored: Sequence[tuple[dict, np.ndarray, str, str]]) -> Image.Image:
     by_caption: dict[str, list] = defaultdict(list)
-    for s, pred, want in scored:
-        by_caption[s.text].append((Image.open(folder / s.file).convert("RGB"), pred == want))
+    for s, image, pred, want in scored:
+        by_caption[s.text].append((Image.fromarray(image), pred == want))
     size = next(iter(by_caption.values()))[0][0].size[0]
     per_row = max(len(v) for v in by_caption.values())
     text_w, gap = 6 * max(len(t) for t in by_caption) + 12, 4
@@ -276,7 +279,7 @@ def _run(argv: Optional[Sequence[str]]) -> dict:
             p.error("--swap_samples needs --swap_captions (the file written by --write_swap_captions)")
         result["swap"], scored = swap_report(args.swap_samples, args.swap_captions, candidates)
         result["swap"]["real_test_crops"] = species_diversity(real, real_records)
-        swap_grid(args.swap_samples, scored).save(args.out / "results_swap.png")
+        swap_grid(scored).save(args.out / "results_swap.png")
     if args.extra_json is not None and args.extra_json.is_file():
         result["evaluation"] = json.loads(args.extra_json.read_text())
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
