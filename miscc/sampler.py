@@ -10,9 +10,9 @@ docs/SAMPLING.md documents the protocol and the folder layout; in short::
     <out_dir>/grid.png             user captions only: caption | images | masks, one row per caption
     <out_dir>/DONE.json            written last: count, checkpoints, seed, protocol
 
-Differences from the original ``sampling`` (docs/ORIGINAL.md: "Sampling"; "Original bugs" 1, 10), all deliberate: every test
-caption once instead of one random caption per image (``caption_mode="random"`` keeps the original
-protocol), no dropped partial batch, captions and noise fixed by ``cfg.SEED``, no image loading.
+Differences from the original ``sampling`` (docs/ORIGINAL.md: "Sampling"; "Original bugs" 1, 10), all
+deliberate: every test caption once instead of one random caption per image (``caption_mode="random"``
+keeps the original protocol), no dropped partial batch, captions and noise fixed by ``cfg.SEED``, no image loading.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.factory import NOISE_DIM, build_dataset, build_generator, build_text_encoder, get_device, run_layout
 from miscc.grid import caption_block, caption_grid
-from miscc.run_layout import atomic_write_json, companion, epoch_from_name, newest_snapshot
+from miscc.run_layout import atomic_write_json, atomic_write_text, companion, epoch_from_name, newest_snapshot
 from miscc.sample_protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, METRICS_JSON, PLAN_FILE, SAMPLES_FILE,
                                    STAGE_DIR, SampleRecord, image_file, images_to_uint8, mask_file, stage_mask_file,
                                    write_records)
@@ -269,9 +269,7 @@ def _merge_records(out: Path, world: int) -> None:
     parts = [_part_file(out, r) for r in range(world)]
     lines = [line for part in parts for line in part.read_text(encoding="utf-8").splitlines()]
     lines.sort(key=lambda line: SampleRecord.from_json(line).file)  # file names sort in image order
-    tmp = out / f".{SAMPLES_FILE}.tmp"
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, out / SAMPLES_FILE)
+    atomic_write_text(out / SAMPLES_FILE, "".join(line + "\n" for line in lines))
     for part in parts:
         part.unlink()
 
