@@ -12,7 +12,8 @@ docs/SAMPLING.md documents the protocol and the folder layout; in short::
 
 Differences from the original ``sampling`` (docs/ORIGINAL.md: "Sampling"; "Original bugs" 1, 10), all
 deliberate: every test caption once instead of one random caption per image (``caption_mode="random"``
-keeps the original protocol), no dropped partial batch, captions and noise fixed by ``cfg.SEED``, no image loading.
+keeps the original protocol), no dropped partial batch, captions and noise fixed by ``cfg.SEED``, no
+image loading.
 """
 from __future__ import annotations
 
