@@ -12,7 +12,6 @@ file turns the command line into an ``EvalContext`` and the metrics asked for.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from miscc.metrics.inception import INCEPTION_WEIGHTS_FILE, RANDOM_WEIGHTS, Ince
 from miscc.metrics.reference import DEFAULT_CACHE_DIR, reference_stats
 from miscc.metrics.rprecision import load_damsm_encoders
 from miscc.metrics.stats import load_stats, save_stats
+from miscc.run_layout import atomic_write_json
 from miscc.sample_protocol import SAMPLES_FILE, check_complete
 
 PAPER = "SSA-GAN paper: CUB IS 5.17 ± 0.08, CUB FID 15.61, COCO FID 19.37 (see docs/EVALUATION.md before comparing)"
@@ -199,13 +199,6 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(result: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv: Optional[Sequence[str]] = None, *,
          make_inception: Callable[[Optional[str]], nn.Module] = InceptionExtractor) -> int:
     args = parse_args(argv)
@@ -217,7 +210,7 @@ def main(argv: Optional[Sequence[str]] = None, *,
     print(report(result))
     out = args.out or (Path(args.image_dir) / "metrics.json" if args.image_dir else None)
     if out:
-        write_json(result, Path(out))
+        atomic_write_json(out, result)
         print(f"results written to {out}")
     return 0
 
