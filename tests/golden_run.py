@@ -8,6 +8,10 @@ Its inputs are frozen too: the data set in ``tests/data/golden_birds`` (made onc
 which may change) and the two configs below (copies of the demo configs of the day it was recorded).
 
     python -m tests.golden_run --record     # rewrite tests/data/golden_run.json (only on purpose)
+    python -m tests.golden_run --unpinned   # this CPU's own kernels: what the pins remove
+
+Every subprocess runs under ``tests.pinned_numerics`` (one thread, AVX2 kernels, no cache-tuned
+convolutions), so the recorded numbers are the same bits on every x86-64 machine with AVX2.
 
 ``tests/test_golden.py`` runs it and compares with the recorded file.
 """
@@ -17,12 +21,13 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from tests.pinned_numerics import PINNED_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden_run.json"
@@ -46,18 +51,32 @@ TINY = ["TREE.BASE_SIZE", "64", "TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "6", "WORKE
         "TRAIN.DAMSM_INPUT_SIZE", "75"]
 
 
-def _python(*argv: str, cwd: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
-           "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True)
+def _env(pinned: bool) -> dict:
+    extra = PINNED_ENV if pinned else {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+                                       "CUDA_VISIBLE_DEVICES": ""}
+    return {**os.environ, **extra, "PYTHONPATH": str(ROOT)}
+
+
+def _python(*argv: str, cwd: Path, pinned: bool = True) -> None:
+    launcher = ["-m", "tests.pinned_numerics"] if pinned else []
+    proc = subprocess.run([sys.executable, *launcher, *argv], cwd=cwd, env=_env(pinned), capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
-def machine() -> str:
-    """Where float results may legitimately differ in the last bits: torch build and CPU kernels."""
-    import torch
-    return f"torch {torch.__version__} / {torch.backends.cpu.get_cpu_capability()} / {platform.machine()}"
+def machine(pinned: bool = True) -> str:
+    """What decides the bits: torch build and the kernel family the run's processes use.
+
+    Asked of a child process with the run's environment, so it reports the capability left after the
+    pins (AVX2 on every machine with AVX2 or AVX-512; narrower only on a CPU without AVX2).
+    """
+    launcher = "from tests.pinned_numerics import pin_torch; pin_torch(); " if pinned else ""
+    code = (f"{launcher}import platform, torch; "
+            "print(f'torch {torch.__version__} / {torch.backends.cpu.get_cpu_capability()} / {platform.machine()}')")
+    out = subprocess.run([sys.executable, "-c", code], env=_env(pinned), cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    return f"{out} / pinned" if pinned else out
 
 
 def _tensor_digest(state) -> dict:
@@ -85,12 +104,20 @@ def _scalars(tb: Path) -> dict:
     return {tag: [[e.step, e.value] for e in acc.Scalars(tag)] for tag in sorted(acc.Tags()["scalars"])}
 
 
-def _files(folder: Path, pattern: str) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.glob(pattern))}
+def _pixels(folder: Path, pattern: str) -> dict:
+    """Digest of each PNG's decoded pixels, not its bytes: zlib-ng, which Pillow bundles, may compress the
+    same pixels differently on another CPU, and what a refactor must not change is the pixels."""
+    from PIL import Image
+    digests = {}
+    for p in sorted(folder.glob(pattern)):
+        with Image.open(p) as im:
+            h = hashlib.sha256(f"{im.mode} {im.size}".encode())
+            h.update(im.tobytes())
+        digests[str(p.relative_to(folder))] = h.hexdigest()
+    return digests
 
 
-def run(work: Path) -> dict:
+def run(work: Path, pinned: bool = True) -> dict:
     """Run every path in ``work`` and return the numbers (see module doc)."""
     data = work / "birds"
     shutil.copytree(ROOT / "tests" / "data" / "golden_birds", data)  # 8 species, 2 of them test species
@@ -101,31 +128,31 @@ def run(work: Path) -> dict:
 
     _python(str(ROOT / "DAMSM.py"), "--cfg", str(work / "damsm.yml"), "--gpu", "-1", "--opts",
             *common, "CONFIG_NAME", "damsm", "TRAIN.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "6",
-            "TRAIN.SNAPSHOT_INTERVAL", "1", cwd=work)
+            "TRAIN.SNAPSHOT_INTERVAL", "1", cwd=work, pinned=pinned)
     damsm = out / "damsm" / "models" / "text_encoder0.pth"
     gan = [*common, "TEXT.DAMSM_NAME", str(damsm), "TRAIN.WARMUP_EPOCHS", "0", "TRAIN.GSAVE_INTERVAL", "1",
            "TRAIN.DSAVE_INTERVAL", "1", "TRAIN.DAMSM_WEIGHT", "-1.0"]
     _python(str(ROOT / "main.py"), "--cfg", str(work / "gan.yml"), "--gpu", "-1", "--opts", *gan,
-            "CONFIG_NAME", "main", "TRAIN.MAX_EPOCH", "2", cwd=work)
+            "CONFIG_NAME", "main", "TRAIN.MAX_EPOCH", "2", cwd=work, pinned=pinned)
     _python(str(ROOT / "main_finetune.py"), "--cfg", str(work / "gan.yml"), "--gpu", "-1", "--opts",
-            *gan, "CONFIG_NAME", "finetune", "TRAIN.MAX_EPOCH", "1", cwd=work)
+            *gan, "CONFIG_NAME", "finetune", "TRAIN.MAX_EPOCH", "1", cwd=work, pinned=pinned)
     netg = out / "main" / "models" / "netG_002.pth"
     samples = work / "samples"
     _python(str(ROOT / "main.py"), "--cfg", str(work / "gan.yml"), "--gpu", "-1", "--sample",
             "--out_dir", str(samples), "--opts", *gan, "CONFIG_NAME", "main", "TRAIN.NET_G", str(netg),
-            cwd=work)
+            cwd=work, pinned=pinned)
     _python(str(ROOT / "IS.py"), "--image_dir", str(samples), "--weights", "random", "--workers", "0",
             "--batch_size", "4", "--splits", "2", "--device", "cpu", "--fid_ref", str(data),
             "--no_cache", "--r_precision", "--text_encoder", str(damsm),
-            "--captions_pickle", str(data / "captions.pickle"), cwd=work)
+            "--captions_pickle", str(data / "captions.pickle"), cwd=work, pinned=pinned)
     metrics = json.loads((samples / "metrics.json").read_text())
     return {
-        "machine": machine(),
+        "machine": machine(pinned),
         "damsm": {"scalars": _scalars(out / "damsm" / "tb"), "weights": _weights(out / "damsm" / "models")},
         "main": {"scalars": _scalars(out / "main" / "tb"), "weights": _weights(out / "main" / "models")},
         "finetune": {"scalars": _scalars(out / "finetune" / "tb"),
                      "weights": _weights(out / "finetune" / "models")},
-        "samples": {"png": _files(samples, "*/*.png"), "grid": _files(samples, "*.png")},
+        "samples": {"png": _pixels(samples, "*/*.png"), "grid": _pixels(samples, "*.png")},
         "metrics": {"inception_score": metrics["inception_score"]["mean"], "fid": metrics["fid"]["value"]
                     if isinstance(metrics["fid"], dict) else metrics["fid"],
                     "r_precision": metrics["r_precision"]["mean"]},
@@ -135,9 +162,16 @@ def run(work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help=f"write {GOLDEN.relative_to(ROOT)}")
+    parser.add_argument("--unpinned", action="store_true",
+                        help="each library's own kernels for this CPU (to measure what the pins remove)")
+    parser.add_argument("--pin", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="change one pinned variable, e.g. ATEN_CPU_CAPABILITY=default (experiments)")
     args = parser.parse_args()
+    if args.record and (args.unpinned or args.pin):
+        parser.error("--record writes the pinned run only")
+    PINNED_ENV.update(item.split("=", 1) for item in args.pin)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run(Path(tmp))
+        result = run(Path(tmp), pinned=not args.unpinned)
     text = json.dumps(result, indent=1, sort_keys=True) + "\n"
     if args.record:
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)

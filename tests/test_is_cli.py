@@ -111,7 +111,7 @@ def _damsm_files(tmp_path: Path, n_words: int) -> Path:
 
 
 def test_r_precision_classifier_is_and_lpips_end_to_end(tmp_path, sample_dir, fast_inception):
-    pytest.importorskip("lpips")
+    pytest.importorskip("lpips", reason="the optional LPIPS metric needs `pip install --no-deps lpips` (scripts/test.sh installs it)")
     from torchvision.models import Inception3
     text_encoder = _damsm_files(tmp_path, n_words=12)
     torch.save(Inception3(num_classes=3, aux_logits=False, init_weights=False).state_dict(), tmp_path / "cls.pth")

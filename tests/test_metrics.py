@@ -442,7 +442,7 @@ def test_classifier_is_reads_a_torchvision_state_dict(tmp_path):
 
 
 def test_lpips_trunk_is_loaded_from_a_torchvision_alexnet_file_and_measures_diversity(tmp_path):
-    pytest.importorskip("lpips")
+    pytest.importorskip("lpips", reason="the optional LPIPS metric needs `pip install --no-deps lpips` (scripts/test.sh installs it)")
     from torchvision.models import alexnet
     trunk = {k: v for k, v in alexnet(weights=None).state_dict().items() if k.startswith("features.")}
     torch.save(trunk, tmp_path / ALEXNET_WEIGHTS_FILE)
