@@ -22,6 +22,7 @@ from torch import nn
 
 from miscc.config import cfg, cfg_from_file
 from miscc.errors import SSAGANError
+from miscc.factory import encoder_spec
 from miscc.metrics import EvalContext, compute_metrics
 from miscc.metrics.classifier import ClassifierIS
 from miscc.metrics.diversity import ALEXNET_WEIGHTS_FILE, build_lpips
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace,
             ctx.record_images = record_images(args.image_dir, ctx.records)
     if args.r_precision:
         ctx.encoders = load_damsm_encoders(args.text_encoder, args.image_encoder, args.captions_pickle,
-                                           input_size=cfg.TRAIN.DAMSM_INPUT_SIZE)
+                                           spec=encoder_spec())
     if args.is_classifier:
         ctx.classifier = ClassifierIS(args.is_classifier)
     if args.lpips:

@@ -47,7 +47,9 @@ from miscc.checkpoint import load_checkpoint, load_text_encoder, save_released
 from miscc.cli import base_parser, run_main
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from miscc.factory import build_dataset, build_image_encoder, build_text_encoder, damsm_smoothing, get_device
+from miscc.encoders import image_encoder
+from miscc.factory import (build_dataset, build_image_encoder, build_text_encoder, damsm_smoothing, encoder_spec,
+                           get_device)
 from miscc.losses import DAMSMSmoothing, sent_loss, words_loss
 from miscc.progress import say
 from miscc.seeding import seed_everything
@@ -163,9 +165,8 @@ class DAMSMTrainer(TrainLoop):
         resuming = cfg.RESTORE and self.latest.is_file()
         try:
             # A resumed or released start replaces every trunk weight: no ImageNet file needed then.
-            self.image_encoder = CNN_ENCODER(cfg.TEXT.EMBEDDING_DIM, pretrained=False,
-                                             input_size=cfg.TRAIN.DAMSM_INPUT_SIZE) \
-                if resuming or cfg.TRAIN.NET_E else build_image_encoder(path="")
+            self.image_encoder = image_encoder(encoder_spec()) if resuming or cfg.TRAIN.NET_E \
+                else build_image_encoder(path="")
         except SSAGANError as e:
             raise SSAGANError(f"{e}\nWithout those weights, TRAIN.DAMSM_IMAGENET False trains on a "
                               "random frozen trunk (a demo setting, see docs/DAMSM.md).") from e

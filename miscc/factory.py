@@ -13,14 +13,14 @@ import torch
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset
 from miscc import distributed
-from miscc.checkpoint import load_checkpoint, load_text_encoder
 from miscc.config import cfg
+from miscc.encoders import EncoderSpec, image_encoder, text_encoder
 from miscc.losses import DAMSMSmoothing
 from miscc.run_layout import RunLayout, image_encoder_beside
 from model import NOISE_DIM, NetD, NetG
 
 __all__ = ["NOISE_DIM", "build_dataset", "build_discriminator", "build_generator", "build_image_encoder",
-           "build_text_encoder", "damsm_smoothing", "get_device", "run_layout"]
+           "build_text_encoder", "damsm_smoothing", "encoder_spec", "get_device", "run_layout"]
 
 
 def get_device(gpu_id: Optional[int] = None) -> torch.device:
@@ -44,15 +44,16 @@ def damsm_smoothing() -> DAMSMSmoothing:
     return DAMSMSmoothing(s.GAMMA1, s.GAMMA2, s.GAMMA3, s.LAMBDA)
 
 
+def encoder_spec(nef: Optional[int] = None) -> EncoderSpec:
+    """The DAMSM encoders' shape: TEXT.EMBEDDING_DIM (or ``nef``), RNN_TYPE, TEXT.WORDS_NUM, DAMSM_INPUT_SIZE."""
+    return EncoderSpec(cfg.TEXT.EMBEDDING_DIM if nef is None else nef, cfg.RNN_TYPE, cfg.TEXT.WORDS_NUM,
+                       cfg.TRAIN.DAMSM_INPUT_SIZE)
+
+
 def build_text_encoder(n_words: int, path: Optional[str] = None,
                        captions_path: str | os.PathLike = "captions.pickle", vocab: Optional[str] = None) -> RNN_ENCODER:
     """RNN_ENCODER sized for the vocabulary, loaded from ``path`` (default TEXT.DAMSM_NAME) if not ''."""
-    encoder = RNN_ENCODER(n_words, nhidden=cfg.TEXT.EMBEDDING_DIM, n_steps=cfg.TEXT.WORDS_NUM,
-                          rnn_type=cfg.RNN_TYPE)
-    path = cfg.TEXT.DAMSM_NAME if path is None else path
-    if path:
-        load_text_encoder(encoder, path, n_words, captions_path, vocab)
-    return encoder
+    return text_encoder(n_words, encoder_spec(), cfg.TEXT.DAMSM_NAME if path is None else path, captions_path, vocab)
 
 
 def build_image_encoder(path: Optional[str] = None) -> CNN_ENCODER:
@@ -64,12 +65,8 @@ def build_image_encoder(path: Optional[str] = None) -> CNN_ENCODER:
     """
     path = os.fspath(image_encoder_beside(cfg.TEXT.DAMSM_NAME)) if path is None else os.fspath(path)
     # The original's evaluation runs (TRAIN.FLAG False) built the image encoder at width 256.
-    nef = cfg.TEXT.EMBEDDING_DIM if cfg.TRAIN.FLAG else 256
-    encoder = CNN_ENCODER(nef, pretrained=not path and cfg.TRAIN.DAMSM_IMAGENET,
-                          input_size=cfg.TRAIN.DAMSM_INPUT_SIZE)
-    if path:
-        load_checkpoint(encoder, path)
-    return encoder
+    spec = encoder_spec(None if cfg.TRAIN.FLAG else 256)
+    return image_encoder(spec, path, imagenet=not path and cfg.TRAIN.DAMSM_IMAGENET)
 
 
 def build_generator() -> NetG:
