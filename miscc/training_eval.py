@@ -317,7 +317,7 @@ class TrainingWatch:
 
     def _expected_colours(self) -> Optional[list[dict]]:
         """Ground-truth attribute records of the eval set's images (the scorer locates parts with them)."""
-        from tools.colour_score import candidate_colours, load_attributes
+        from miscc.metrics.colour import candidate_colours, load_attributes
         try:
             attributes = load_attributes(self.settings.data_dir, "test")
             records = [attributes[job.key] for job in self.eval_set.jobs]
@@ -336,7 +336,7 @@ class TrainingWatch:
     def _measure(self, models: EvalModels, jobs: Sequence[Job], noise: torch.Tensor,
                  colours: Optional[Sequence[dict]]) -> dict[str, torch.Tensor]:
         """Per-image results of this rank's share, from one generator pass over it."""
-        from tools.colour_score import body_colour_accuracy
+        from miscc.metrics.colour import body_colour_accuracy
         wanted, bs, device = set(self.settings.metrics), self.settings.batch_size, self.device
         parts: dict[str, list[torch.Tensor]] = {}
         empty = {"pool": (FEATURE_DIM,), "logits": (LOGITS_DIM,), "codes": (models.image_encoder.nef,), "hits": ()}

@@ -15,7 +15,7 @@ from datasets import (TextDataset, bbox_crop_box, build_transform, caption_array
 from miscc.checkpoint import check_vocab
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from tools.colour_score import load_attributes
+from miscc.metrics.colour import load_attributes
 
 
 def _gradient(w: int, h: int) -> Image.Image:

@@ -16,8 +16,8 @@ from PIL import Image
 from datasets import TextDataset, build_transform, tokenize
 from miscc.errors import SSAGANError
 from tests.conftest import TINY_BIRDS
-from tools import bird_geometry as geo
-from tools.colour_score import (NAMES, PALETTE, SCORED_PARTS, accuracy, body_colour_accuracy,
+from miscc.metrics import bird_geometry as geo
+from miscc.metrics.colour import (NAMES, PALETTE, SCORED_PARTS, accuracy, body_colour_accuracy,
                                 candidate_colours, chance_level, from_tanh, is_muted, load_attributes,
                                 nearest_colour_name, score_parts, shuffled_baseline)
 from tools.make_birds import DEFAULT_BODY_COLOURS, make_birds

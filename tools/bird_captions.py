@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from tools.bird_geometry import bill_length_words
+from miscc.metrics.bird_geometry import bill_length_words
 
 MAX_WORDS = 18  # cfg TEXT.WORDS_NUM: longer captions lose random words
 _AN = re.compile(r"\ba (?=[aeiou])")

@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 
 from miscc.errors import SSAGANError
 from miscc.sample_protocol import read_samples
-from tools.colour_score import (NAMES, SCORED_PARTS, accuracy, candidate_colours, chance_level, load_attributes,
+from miscc.metrics.colour import (NAMES, SCORED_PARTS, accuracy, candidate_colours, chance_level, load_attributes,
                                 score_parts, shuffled_baseline)
 
 PARTS = ("body", "head", "wing")

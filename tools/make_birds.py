@@ -10,8 +10,8 @@ colour, size and body shape, tail length. Each image draws one bird of its speci
 view (pose, colour, lighting and position jittered; facing left or right, or one way with ``--facing``;
 sometimes on a branch) on a blurred, muted background, and gets 10 captions in CUB annotators'
 phrasings (``tools.bird_captions``).
-Part geometry lives in ``tools.bird_geometry``, shared with the part-locating scorer
-(``tools.colour_score``).
+Part geometry lives in ``miscc.metrics.bird_geometry``, shared with the part-locating scorer
+(``miscc.metrics.colour``).
 
 Output (OUT_DIR should contain ``birds`` in its name, or keep ``DATASET_NAME: birds``)::
 
@@ -46,9 +46,9 @@ from PIL import Image, ImageDraw
 
 from miscc.errors import SSAGANError
 from tools.bird_captions import captions as write_captions
-from tools.bird_geometry import (BILL_SHAPES, BODY_RATIO, PART_IDS, TAIL_LEN, Geometry, Pose, bird_parts,
+from miscc.metrics.bird_geometry import (BILL_SHAPES, BODY_RATIO, PART_IDS, TAIL_LEN, Geometry, Pose, bird_parts,
                                  bounds, rasterise)
-from tools.colour_score import IRIDESCENT_SHEEN, NAMES, PALETTE
+from miscc.metrics.colour import IRIDESCENT_SHEEN, NAMES, PALETTE
 
 DEFAULT_SIZE = (192, 144)
 # Body colours of the default set: far apart in colour, so a small demo GAN can be scored on them.

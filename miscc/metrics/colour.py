@@ -2,8 +2,8 @@
 
 Synthetic birds (``tools/make_birds.py``) are drawn in one canonical perched pose (with a little
 jitter), so the layout of a bird in the GAN's bbox crop is known from its shape attributes
-(``tools.bird_geometry.crop_layout``). The scorer slides that layout prior over the image (shifts of
-up to ~1/8 of the side, both facings: training crops are random and flipped) and keeps the placement
+(``miscc.metrics.bird_geometry.crop_layout``). The scorer slides that layout prior over the image
+(shifts of up to ~1/8 of the side, both facings: training crops are random and flipped) and keeps the placement
 where the parts (body, wing, head, tail) and the background are most uniform in colour: a
 piecewise-constant fit. Each part's colour is then the majority vote of its (eroded) pixels over the
 candidate colours, the colours that part takes anywhere in the data set.
@@ -26,7 +26,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from tools import bird_geometry as geo
+from miscc.metrics import bird_geometry as geo
 
 # CUB's 15 colour names. Chosen pairwise far apart (nearest pair ~50 in RGB) and away from the muted
 # backgrounds; 'iridescent' is drawn as a teal sheen between IRIDESCENT_SHEEN's two ends.
