@@ -3,8 +3,8 @@
 Synthetic birds (``tools/make_birds.py``) are drawn in one canonical perched pose (with a little
 jitter), so the layout of a bird in the GAN's bbox crop is known from its shape attributes
 (``miscc.metrics.bird_geometry.crop_layout``). The scorer slides that layout prior over the image
-(shifts of up to ~1/8 of the side, both facings: training crops are random and flipped) and keeps the placement
-where the parts (body, wing, head, tail) and the background are most uniform in colour: a
+(shifts of up to ~1/8 of the side, both facings: training crops are random and flipped) and keeps
+the placement where the parts (body, wing, head, tail) and the background are most uniform in colour: a
 piecewise-constant fit. Each part's colour is then the majority vote of its (eroded) pixels over the
 candidate colours, the colours that part takes anywhere in the data set.
 
