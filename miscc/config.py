@@ -50,8 +50,31 @@ def in_range(low: float, high: float, high_open: bool = False) -> Callable[[Any]
 
 
 positive = _rule("> 0", lambda v: v > 0)
-# Metrics of in-training evaluation (miscc/training_eval.py); FID lower is better, the others higher.
-EVAL_METRICS = ("fid", "inception_score", "r_precision", "colour_accuracy")
+
+
+class _TrainingMetrics:
+    """A check whose valid values are the metrics registry's in-training metrics (miscc/metrics/registry.py,
+    the one place a metric is named), read when a value is checked or documented, so that a metric
+    registered later is valid too. ``several``: a comma-separated list; ``extra``: other valid words."""
+
+    def __init__(self, several: bool, extra: tuple[str, ...] = ()) -> None:
+        self.several, self.extra = several, extra
+
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        from miscc.metrics.registry import training_metrics  # lazily: the registry sits above the config
+        return training_metrics()
+
+    @property
+    def rule(self) -> str:
+        names = ", ".join((*self.names(), *self.extra))
+        return f"a comma-separated list of {names}" if self.several else f"one of {names}"
+
+    def __call__(self, v: str) -> Optional[str]:
+        valid = (*self.names(), *self.extra)
+        words = [m.strip() for m in v.split(",")] if self.several else [v]
+        return None if v.strip() and all(w in valid for w in words) else f"must be {self.rule}"
+
 _even_positive = _rule("a positive even number (two LSTM directions)", lambda v: v > 0 and v % 2 == 0)
 
 
@@ -182,12 +205,10 @@ SPEC: tuple[Key, ...] = (
     Key("EVAL.METRICS", "fid,r_precision,colour_accuracy", "New: comma-separated metrics of in-training "
         "evaluation: `fid`, `inception_score`, `r_precision` (the run's DAMSM encoders, fine-tuned ones in "
         "main_finetune.py), `colour_accuracy` (synthetic bird set only: skipped without "
-        "`attributes_test.json`).", check=_rule(
-            "a comma-separated list of " + ", ".join(EVAL_METRICS),
-            lambda v: bool(v.strip()) and all(m.strip() in EVAL_METRICS for m in v.split(",")))),
+        "`attributes_test.json`).", check=_TrainingMetrics(several=True)),
     Key("EVAL.BEST_METRIC", "fid", "New: the metric that picks the best epoch (`netG_best.pth`, best.json); "
         "lower is better for `fid`, higher for the others; must be one of EVAL.METRICS; `none` = no best "
-        "epoch.", EVAL_METRICS + ("none",)),
+        "epoch.", check=_TrainingMetrics(several=False, extra=("none",))),
     Key("EVAL.BATCH_SIZE", 50, "New: images per generator / Inception batch during in-training evaluation "
         "(IS.py's default 50).", check=at_least(1)),
     Key("EVAL.DISPLAY_CAPTIONS", 8, "New: test captions (of different classes where possible) in the "

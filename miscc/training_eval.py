@@ -5,9 +5,10 @@
     noise in every epoch, with the masks of every stage -> ``images/epoch_XXX.png`` and TensorBoard;
   * every ``interval`` epochs and at the last, an evaluation: the evaluation set is generated in
     memory, sharded over the processes, and each batch goes once through Inception (FID, IS), the
-    run's DAMSM image encoder (R-precision) and the body-colour scorer of the synthetic birds; the
-    per-image results are gathered on rank 0 and the metrics computed by the registry of
-    ``miscc.metrics`` (the code IS.py runs), so the values equal IS.py's on the same images.
+    run's DAMSM image encoder (R-precision) and each metric's own per-image function (the body colour
+    of the synthetic birds), as the metrics registry says; the per-image results are gathered on rank 0
+    and the metrics computed by the registry of ``miscc.metrics`` (the code IS.py runs), so the values
+    equal IS.py's on the same images.
     Rank 0 appends a line to ``metrics.jsonl``, logs ``eval/*`` scalars, redraws ``metrics.png``
     and tracks the best epoch; the trainer writes ``netG_best.pth`` (...) and ``best.json`` once the
     epoch's training state is saved, so a best file never holds an epoch a resume would redo.
@@ -33,7 +34,7 @@ from miscc import distributed
 from miscc.errors import SSAGANError
 from miscc.eval_display import epoch_grid, metrics_plot
 from miscc.eval_set import EvalSet, load_or_draw
-from miscc.metrics import EvalContext, GeneratedImages, compute_metrics
+from miscc.metrics import METRICS, EvalContext, GeneratedImages, MetricSpec, compute_metrics
 from miscc.metrics.images import is_cub_folder
 from miscc.metrics.inception import FEATURE_DIM, LOGITS_DIM, RANDOM_WEIGHTS, Features, InceptionExtractor
 from miscc.metrics.reference import ReferenceStats, reference_stats
@@ -44,11 +45,6 @@ from miscc.run_layout import EVAL_SET_FILE, RunLayout, atomic_write_text
 from miscc.sample_protocol import SampleRecord, images_to_uint8
 from miscc.sampler import Job, caption_tensors
 
-METRIC_NAMES = ("fid", "inception_score", "r_precision", "colour_accuracy")  # = config.EVAL_METRICS
-LOWER_IS_BETTER = frozenset({"fid"})
-SCALAR_TAGS = {"fid": "FID", "inception_score": "IS", "r_precision": "R_precision",
-               "colour_accuracy": "colour_accuracy"}
-INCEPTION_METRICS = frozenset({"fid", "inception_score"})
 RANDOM_NOTE = "RANDOM Inception weights: IS and FID are meaningless (for tests and demos only)"
 BEST_KINDS = ("netG", "netG_ema", "text_encoder", "image_encoder")  # the released files kept as *_best.pth
 
@@ -137,15 +133,18 @@ def gather_rows(rows: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
     return torch.cat([part[:count] for part, count in zip(parts, counts)])
 
 
-def scalar_values(results: dict) -> dict[str, float]:
-    """The one number per metric that is logged, plotted and compared."""
+def needing(field: str, names: Sequence[str]) -> list[str]:
+    """The metrics of ``names`` that read EvalContext ``field`` (e.g. the Inception network)."""
+    return [name for name in names if field in METRICS[name].needs]
+
+
+def scalar_values(results: dict, names: Sequence[str]) -> dict[str, float]:
+    """The one number per metric of ``names`` that is logged, plotted and compared, in that order."""
     values = {}
-    for name in METRIC_NAMES:
-        value = results.get(name)
-        if isinstance(value, dict):
-            value = value.get("mean", value.get("accuracy"))
+    for name in names:
+        value = METRICS[name].value(results)
         if value is not None:
-            values[name] = float(value)
+            values[name] = value
     return values
 
 
@@ -185,7 +184,7 @@ class MetricsHistory:
         atomic_write_text(self.path, "".join(json.dumps(line) + "\n" for line in self.lines))
 
     def better(self, a: float, b: float) -> bool:
-        return a < b if self.best_metric in LOWER_IS_BETTER else a > b
+        return METRICS[self.best_metric].better(a, b)
 
     def best(self) -> Optional[dict]:
         best = None
@@ -214,7 +213,8 @@ class TrainingWatch:
         self._networks_ready = False
         self.inception: Optional[InceptionExtractor] = None
         self.reference: Optional[ReferenceStats] = None
-        self.colours: Optional[list[dict]] = None  # attribute records of the eval images
+        self.measure_ctx: Optional[EvalContext] = None  # what the metrics' own per-image functions read
+        self.own: list[MetricSpec] = []  # the asked metrics with their own per-image function, ready to run
 
     def say_once(self, message: str) -> None:
         if message not in self._said:
@@ -290,64 +290,68 @@ class TrainingWatch:
 
     # --- evaluation ----------------------------------------------------------------------------
     def _prepare_networks(self, models: EvalModels) -> None:
-        """Once per run: Inception (every rank), reference statistics (rank 0), colour ground truth."""
+        """Once per run: Inception (every rank), reference statistics (rank 0), what the metrics' own
+        per-image functions read (``MetricSpec.prepare``, e.g. the synthetic birds' colours)."""
         if self._networks_ready:
             return
         self._networks_ready = True
         s = self.settings
-        if INCEPTION_METRICS & set(s.metrics):
+        with_inception = needing("inception", s.metrics)
+        if with_inception:
             try:
                 self.inception = InceptionExtractor(s.inception_weights or None).to(self.device)
             except SSAGANError as e:
                 if s.inception_weights:
                     raise
-                self.say_once(f"in-training evaluation: IS and FID are skipped, training continues with "
-                              f"{', '.join(sorted(set(s.metrics) - INCEPTION_METRICS)) or 'no metric'}. {e}")
-        if "fid" in s.metrics and self.inception is not None and distributed.is_main():
+                every = [METRICS[n].short for n in METRICS if METRICS[n].in_training and "inception" in METRICS[n].needs]
+                self.say_once(f"in-training evaluation: {' and '.join(every)} are skipped, training continues with "
+                              f"{', '.join(sorted(set(s.metrics) - set(with_inception))) or 'no metric'}. {e}")
+        with_reference = needing("reference", s.metrics)
+        if with_reference and self.inception is not None and distributed.is_main():
             ref = s.fid_ref or (s.data_dir if is_cub_folder(s.data_dir) else "")
             if ref:
                 self.reference = reference_stats(ref, self.inception, split="test", size=self.image_size,
                                                   cache_dir=s.cache_dir, batch_size=s.batch_size, device=self.device)
             else:
-                self.say_once(f"in-training evaluation: FID is skipped: DATA_DIR {s.data_dir} is not in the CUB "
-                              "layout, so set EVAL.FID_REF to reference statistics (python IS.py --fid_ref "
-                              "FOLDER --ref_size N --save_stats ref.npz).")
-        if "colour_accuracy" in s.metrics:
-            self.colours = self._expected_colours()
+                self.say_once(f"in-training evaluation: {', '.join(METRICS[n].short for n in with_reference)} is "
+                              f"skipped: DATA_DIR {s.data_dir} is not in the CUB layout, so set EVAL.FID_REF to "
+                              "reference statistics (python IS.py --fid_ref FOLDER --ref_size N --save_stats "
+                              "ref.npz).")
+        self.measure_ctx = EvalContext(records=self._records(), data_dir=s.data_dir, device=self.device)
+        for name in s.metrics:
+            spec = METRICS[name]
+            if spec.image_fn is None:
+                continue
+            try:
+                if spec.prepare is not None:
+                    spec.prepare(self.measure_ctx)
+                self.own.append(spec)
+            except SSAGANError as e:
+                self.say_once(f"in-training evaluation: {name} is skipped: {e}")
 
-    def _expected_colours(self) -> Optional[list[dict]]:
-        """Ground-truth attribute records of the eval set's images (the scorer locates parts with them)."""
-        from miscc.metrics.colour import candidate_colours, load_attributes
-        try:
-            attributes = load_attributes(self.settings.data_dir, "test")
-            records = [attributes[job.key] for job in self.eval_set.jobs]
-            if not all("body_colour" in r for r in records):
-                raise KeyError("body_colour")
-            # Every image is scored among all the test set's body colours, not only its own.
-            self.colour_candidates = candidate_colours(list(attributes.values()), ("body",))["body"]
-            return records
-        except (OSError, ValueError, KeyError, TypeError):
-            self.say_once(f"in-training evaluation: colour_accuracy is skipped: {self.settings.data_dir} has no "
-                          "attributes_test.json with each test image's body_colour (only the synthetic bird "
-                          "set of tools/make_birds.py has one).")
-            return None
+    def _records(self) -> list[SampleRecord]:
+        """The eval set's jobs as the sampler records them (caption text and tokens per image)."""
+        es = self.eval_set
+        return [SampleRecord.numbered(i, job.key, job.caption_idx, text, job.tokens, 0)
+                for i, (job, text) in enumerate(zip(es.jobs, es.texts(self.dataset.ixtoword, es.jobs)))]
 
     @torch.no_grad()
     def _measure(self, models: EvalModels, jobs: Sequence[Job], noise: torch.Tensor,
-                 colours: Optional[Sequence[dict]]) -> dict[str, torch.Tensor]:
-        """Per-image results of this rank's share, from one generator pass over it."""
-        from miscc.metrics.colour import body_colour_accuracy
-        wanted, bs, device = set(self.settings.metrics), self.settings.batch_size, self.device
+                 records: Sequence[SampleRecord]) -> dict[str, torch.Tensor]:
+        """Per-image results of this rank's share, from one generator pass over it: the shared inputs
+        the asked metrics read, and each one's own per-image values (under its name)."""
+        inputs = {i for name in self.settings.metrics for i in METRICS[name].per_image}
+        bs, device = self.settings.batch_size, self.device
         parts: dict[str, list[torch.Tensor]] = {}
-        empty = {"pool": (FEATURE_DIM,), "logits": (LOGITS_DIM,), "codes": (models.image_encoder.nef,), "hits": ()}
+        empty = {"pool": (FEATURE_DIM,), "logits": (LOGITS_DIM,), "codes": (models.image_encoder.nef,)}
         if self.inception is not None:
             parts["pool"] = []
-            if "inception_score" in wanted:
+            if "logits" in inputs:
                 parts["logits"] = []
-        if "r_precision" in wanted:
+        if "codes" in inputs:
             parts["codes"] = []
-        if colours is not None:
-            parts["hits"] = []
+        for spec in self.own:
+            parts[spec.name] = []
         starts = progress(range(0, len(jobs), bs), "evaluation", self.settings.progress, leave=False)
         for a in starts:
             images, _ = generate(models.generator, models.text_encoder, jobs[a:a + bs], noise[a:a + bs], device)
@@ -359,13 +363,11 @@ class TrainingWatch:
                     parts["logits"].append(logits.float())
             if "codes" in parts:
                 parts["codes"].append(image_codes(models.image_encoder, batch).double())
-            if "hits" in parts:
-                rgb = batch.permute(0, 2, 3, 1).cpu().numpy()
-                parts["hits"].append(torch.tensor([body_colour_accuracy(rgb[i:i + 1], [c], self.colour_candidates)
-                                                   for i, c in enumerate(colours[a:a + bs])],
-                                                  dtype=torch.float64, device=device))
+            for spec in self.own:
+                values = spec.image_fn(batch, records[a:a + bs], self.measure_ctx)
+                parts[spec.name].append(values.to(dtype=torch.float64, device=device))
         starts.close()
-        return {k: torch.cat(v) if v else torch.empty(0, *empty[k], dtype=torch.float64, device=device)
+        return {k: torch.cat(v) if v else torch.empty(0, *empty.get(k, ()), dtype=torch.float64, device=device)
                 for k, v in parts.items()}
 
     def evaluate(self, epoch: int, step: int, epoch_seconds: float, writer, models: EvalModels) -> None:
@@ -375,9 +377,8 @@ class TrainingWatch:
         n, world = len(es.jobs), distributed.world_size()
         counts = [b - a for a, b in (shard(n, r, world) for r in range(world))]
         a, b = shard(n, distributed.rank(), world)
-        colours = self.colours[a:b] if self.colours is not None else None
         with eval_mode(models.generator, models.text_encoder, models.image_encoder):
-            parts = self._measure(models, es.jobs[a:b], es.noise[a:b], colours)
+            parts = self._measure(models, es.jobs[a:b], es.noise[a:b], self.measure_ctx.records[a:b])
             gathered = {k: gather_rows(v, counts).cpu() for k, v in parts.items()}
             if not distributed.is_main():
                 return
@@ -399,25 +400,22 @@ class TrainingWatch:
         def never() -> Iterator[torch.Tensor]:
             raise SSAGANError("in-training evaluation: the metrics must use the gathered results")
             yield  # pragma: no cover
-        records = [SampleRecord.numbered(i, job.key, job.caption_idx, text, job.tokens, 0)
-                   for i, (job, text) in enumerate(zip(es.jobs, es.texts(self.dataset.ixtoword, es.jobs)))]
-        ctx = EvalContext(images=GeneratedImages(never, n, (self.image_size,) * 2), records=records,
+        ctx = EvalContext(images=GeneratedImages(never, n, (self.image_size,) * 2), records=self.measure_ctx.records,
                           inception=self.inception, reference=self.reference,
                           encoders=DamsmEncoders(models.text_encoder, models.image_encoder, models.text_source,
                                                  models.image_source),
                           splits=min(s.splits, n), batch_size=s.batch_size, device=self.device,
                           inception_features=features,
-                          damsm_codes=parts["codes"].numpy() if "codes" in parts else None)
+                          damsm_codes=parts["codes"].numpy() if "codes" in parts else None,
+                          data_dir=s.data_dir, state=self.measure_ctx.state,
+                          image_values={spec.name: parts[spec.name] for spec in self.own})
         if self.inception is not None and self.inception.sha256 == RANDOM_WEIGHTS:
             ctx.notes.append(RANDOM_NOTE)
         results: dict = {}
         for name in s.metrics:
-            if name == "colour_accuracy":
-                if "hits" in parts:
-                    results[name] = {"accuracy": float(parts["hits"].mean()), "images": n,
-                                     "chance": _chance([r["body_colour"] for r in self.colours])}
-                continue
-            if (name in INCEPTION_METRICS and features is None) or (name == "fid" and self.reference is None):
+            spec = METRICS[name]
+            if (spec.image_fn is not None and name not in ctx.image_values) or \
+                    ("inception" in spec.needs and features is None) or ("reference" in spec.needs and self.reference is None):
                 continue  # said once when the networks were prepared
             try:
                 results.update(compute_metrics([name], ctx))
@@ -428,8 +426,9 @@ class TrainingWatch:
     def _record(self, epoch: int, step: int, seconds: float, epoch_seconds: float, results: dict,
                 notes: list[str], models: EvalModels, writer) -> None:
         s, es = self.settings, self.eval_set
-        values = scalar_values(results)
+        values = scalar_values(results, s.metrics)
         random = self.inception is not None and self.inception.sha256 == RANDOM_WEIGHTS
+        inception_based = set(needing("inception", list(METRICS)))
         protocol = {"generator": models.generator_name, "resolution": [self.image_size] * 2,
                     "images": len(es.jobs), "batch_size": s.batch_size, "splits": min(s.splits, len(es.jobs)),
                     "processes": distributed.world_size(),
@@ -440,18 +439,18 @@ class TrainingWatch:
                     "text_encoder": models.text_source, "image_encoder": models.image_source, "notes": notes}
         line = {"epoch": epoch, "step": step, "images": len(es.jobs), "wall_time": time.time(),
                 "eval_seconds": round(seconds, 3), "epoch_seconds": round(epoch_seconds, 3), "values": values,
-                **({"meaningless": sorted(INCEPTION_METRICS & set(values))} if random else {}),
+                **({"meaningless": sorted(inception_based & set(values))} if random else {}),
                 **results, "protocol": protocol}
         self.history.append(line)
         suffix = "_random_inception"
         if writer is not None:
             for name, value in values.items():
-                tag = SCALAR_TAGS[name] + (suffix if random and name in INCEPTION_METRICS else "")
+                tag = METRICS[name].short + (suffix if random and name in inception_based else "")
                 writer.add_scalar(f"eval/{tag}", value, epoch)
             writer.add_scalar("eval/seconds", seconds, epoch)
         self._plot(random)
-        shown = " | ".join(f"{SCALAR_TAGS[k]} {v:.4f}" + (" [random Inception: meaningless]" if random and k in
-                                                            INCEPTION_METRICS else "") for k, v in values.items())
+        shown = " | ".join(f"{METRICS[k].short} {v:.4f}" + (" [random Inception: meaningless]" if random and k in
+                                                             inception_based else "") for k, v in values.items())
         share = f", {100 * seconds / epoch_seconds:.1f}% of the epoch's {epoch_seconds:.1f} s" if epoch_seconds else ""
         say(f"[eval {epoch}] {shown or 'no metric computed'} ({len(es.jobs)} images, {seconds:.1f} s{share})")
         best = self.history.best() if s.best_metric != "none" else None
@@ -464,10 +463,12 @@ class TrainingWatch:
 
     def _plot(self, random: bool) -> None:
         lines = self.history.lines
-        series = {name: [line["values"].get(name) for line in lines] for name in METRIC_NAMES
+        order = [*self.settings.metrics, *(name for name in METRICS if name not in self.settings.metrics)]
+        series = {name: [line["values"].get(name) for line in lines] for name in order
                   if any(name in line["values"] for line in lines)}
-        titles = {name: SCALAR_TAGS[name] + (" (lower is better)" if name in LOWER_IS_BETTER else "")
-                  + (" - RANDOM Inception weights: meaningless" if random and name in INCEPTION_METRICS else "")
+        titles = {name: METRICS[name].short + (" (lower is better)" if METRICS[name].lower_is_better else "")
+                  + (" - RANDOM Inception weights: meaningless" if random and "inception" in METRICS[name].needs
+                     else "")
                   for name in series}
         best = self.history.best() if self.settings.best_metric != "none" else None
         image = metrics_plot([line["epoch"] for line in lines], series, titles,
@@ -476,7 +477,7 @@ class TrainingWatch:
 
     def _best_record(self, line: dict) -> dict:
         metric = self.settings.best_metric
-        record = {"metric": metric, "lower_is_better": metric in LOWER_IS_BETTER, "value": line["values"][metric],
+        record = {"metric": metric, "lower_is_better": METRICS[metric].lower_is_better, "value": line["values"][metric],
                   "epoch": line["epoch"], "step": line["step"], "values": line["values"],
                   "generator": line["protocol"]["generator"]}
         if metric in line.get("meaningless", []):
@@ -495,8 +496,3 @@ class TrainingWatch:
                 f"{'; ' + best['note'] if 'note' in best else ''}): {', '.join(best['files'])} in "
                 f"{self.layout.models}")
 
-
-def _chance(colours: Sequence[str]) -> float:
-    """Accuracy of an image-blind guesser that follows the colour frequencies: sum of p(colour)^2."""
-    _, counts = np.unique(np.asarray(colours), return_counts=True)
-    return float(((counts / len(colours)) ** 2).sum())

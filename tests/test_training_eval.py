@@ -181,11 +181,13 @@ def test_every_epoch_is_evaluated_and_fid_equals_is_py_on_the_sampled_pngs(tmp_p
     (samples / "DONE.json").write_text("{}")  # generate() is the sampler's loop; sample() writes this last
     assert IS.main(["--image_dir", str(samples), "--weights", "random", "--fid_ref", str(data), "--no_cache",
                     "--splits", "10", "--workers", "0", "--device", "cpu", "--r_precision", "--text_encoder",
-                    str(damsm), "--captions_pickle", str(data / "captions.pickle")]) == 0
+                    str(damsm), "--captions_pickle", str(data / "captions.pickle"), "--colour_accuracy",
+                    str(data)]) == 0
     on_files = json.loads((samples / "metrics.json").read_text())
     assert abs(on_files["fid"] - line["fid"]) <= 1e-4 * max(1.0, abs(line["fid"]))
     assert abs(on_files["inception_score"]["mean"] - line["inception_score"]["mean"]) <= 1e-4
     assert on_files["r_precision"]["mean"] == line["r_precision"]["mean"]
+    assert on_files["colour_accuracy"] == line["colour_accuracy"]
 
     # The best epoch: a released-format generator that loads strictly, and its record.
     best = json.loads((run / "best.json").read_text())

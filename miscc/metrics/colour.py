@@ -22,7 +22,7 @@ import json
 import os
 from collections import Counter
 from functools import lru_cache
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -271,3 +271,31 @@ def load_attributes(data_dir: str | os.PathLike, split: str) -> dict[str, dict[s
     path = os.path.join(os.fspath(data_dir), f"attributes_{split}.json")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+class BodyColourTruth(NamedTuple):
+    """What the body-colour metric checks images against: each test key's attributes, and the body
+    colours of the whole test split (every image is scored among all of them, not only its own)."""
+    attributes: dict[str, dict[str, Any]]
+    candidates: tuple[str, ...]
+
+
+def body_colour_truth(data_dir: str | os.PathLike, keys: Sequence[str]) -> BodyColourTruth:
+    """The test split's ground truth; KeyError when an image of ``keys`` has no ``body_colour``."""
+    attributes = load_attributes(data_dir, "test")
+    if not all("body_colour" in attributes[key] for key in keys):
+        raise KeyError("body_colour")
+    return BodyColourTruth(attributes, candidate_colours(list(attributes.values()), ("body",))["body"])
+
+
+def body_colour_hits(images_uint8: np.ndarray, keys: Sequence[str], truth: BodyColourTruth) -> list[float]:
+    """1.0 or 0.0 per image [N, S, S, 3]: does its located body have the colour of its key's bird?"""
+    return [body_colour_accuracy(images_uint8[i:i + 1], [truth.attributes[key]], truth.candidates)
+            for i, key in enumerate(keys)]
+
+
+def frequency_chance(colours: Sequence[str]) -> float:
+    """Accuracy of an image-blind guesser that follows the colour frequencies: sum of p(colour)^2
+    (``chance_level``'s value, summed as numpy sums it)."""
+    _, counts = np.unique(np.asarray(colours), return_counts=True)
+    return float(((counts / len(colours)) ** 2).sum())
