@@ -66,6 +66,7 @@ def reference_run(birds, tmp_path_factory):
     return out, history
 
 
+@pytest.mark.slow
 def test_pretraining_reduces_the_training_loss(reference_run):
     _, history = reference_run
     assert [h.epoch for h in history] == list(range(N_EPOCHS))
@@ -75,6 +76,7 @@ def test_pretraining_reduces_the_training_loss(reference_run):
     assert all(h.val_word > 0 and h.val_sent > 0 for h in history)
 
 
+@pytest.mark.slow
 def test_released_files_load_strictly_into_fresh_encoders(reference_run):
     out, _ = reference_run
     folder = models(out, "ref")
@@ -98,6 +100,7 @@ def test_released_files_load_strictly_into_fresh_encoders(reference_run):
     assert list((out / "ref" / "tb").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_kill_and_resume_continues_at_the_next_epoch_and_matches(reference_run, birds, tmp_path,
                                                                   monkeypatch):
     ref_out, _ = reference_run
@@ -136,6 +139,7 @@ def test_kill_and_resume_continues_at_the_next_epoch_and_matches(reference_run, 
     assert pretrain() == []
 
 
+@pytest.mark.slow
 def test_net_e_resumes_from_released_files_at_the_next_epoch(reference_run, birds, tmp_path):
     ref_out, _ = reference_run
     net_e = models(ref_out, "ref") / "text_encoder0.pth"

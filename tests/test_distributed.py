@@ -20,6 +20,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -36,6 +37,7 @@ from sync_batchnorm import SyncBatchNorm, SynchronizedBatchNorm2d, convert_sync_
 from tools.make_birds import make_birds
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # several processes (gloo, torchrun) per test
 WORLD = 2
 HALF = 3  # samples per rank
 

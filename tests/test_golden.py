@@ -14,6 +14,8 @@ import pytest
 
 from tests.golden_run import GOLDEN, machine, run
 
+pytestmark = pytest.mark.slow  # the whole pipeline through its command lines: minutes
+
 
 @pytest.fixture(scope="module")
 def golden_pair(tmp_path_factory):

@@ -208,6 +208,7 @@ def test_missing_weights_error_names_file_url_and_place(tmp_path, capsys, monkey
     assert str(tmp_path / "hub" / "checkpoints") in err and "--weights" in err
 
 
+@pytest.mark.slow
 def test_command_line_entry_point_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "IS.py", "--image_dir", str(tmp_path / "none")], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)

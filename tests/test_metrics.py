@@ -359,6 +359,7 @@ def _tanh_images(seed: int, n: int = 6, size: int = 16) -> torch.Tensor:
     return torch.tanh(2 * torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed)))
 
 
+@pytest.mark.slow
 def test_registry_gives_the_numbers_of_the_png_files_for_images_generated_in_memory(tmp_path, random_inception):
     """A training loop's GeneratedImages give exactly what IS.py computes on the sampler's files."""
     from torchvision.models import Inception3

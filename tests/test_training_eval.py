@@ -152,6 +152,7 @@ def test_settings_refuse_what_would_fail_at_the_first_evaluation(tmp_path):
 
 # --- a run with evaluation --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_every_epoch_is_evaluated_and_fid_equals_is_py_on_the_sampled_pngs(tmp_path, birds8, cache):
     data, damsm = birds8
     run = _run(tmp_path, birds8, **{"TRAIN.EVAL_INTERVAL": 1, "TRAIN.MAX_EPOCH": 2, "EVAL.FID_NUM_IMAGES": 20,
@@ -199,6 +200,7 @@ def test_every_epoch_is_evaluated_and_fid_equals_is_py_on_the_sampled_pngs(tmp_p
     assert all(torch.equal(kept[k], snapshot[k]) for k in snapshot)
 
 
+@pytest.mark.slow
 def test_epoch_grids_use_the_saved_display_set_and_evaluation_off_writes_no_metrics(tmp_path, birds8,
                                                                                     monkeypatch):
     seen = []
@@ -227,6 +229,7 @@ def test_epoch_grids_use_the_saved_display_set_and_evaluation_off_writes_no_metr
     assert not [tag for tag in _scalars(run) if tag.startswith("eval/")]
 
 
+@pytest.mark.slow
 def test_evaluating_changes_nothing_training_computes(tmp_path, birds8):
     weights = []
     for name, interval in (("off", 0), ("on", 1)):
@@ -242,6 +245,7 @@ def test_evaluating_changes_nothing_training_computes(tmp_path, birds8):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill", ["during_evaluation", "after_evaluation", "before_best_files"])
 def test_a_kill_around_an_evaluation_then_resume_logs_every_epoch_once(tmp_path, birds8, monkeypatch, kill):
     opts = {"TRAIN.EVAL_INTERVAL": 1, "TRAIN.MAX_EPOCH": 3, "EVAL.FID_NUM_IMAGES": 20,
@@ -303,6 +307,7 @@ def test_without_inception_weights_training_continues_with_the_metrics_that_need
 
 # --- two processes -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_torchrun_two_processes_give_the_single_process_values(tmp_path, birds8):
     data, damsm = birds8
     opts = {"OUTPUT_DIR": str(tmp_path / "output"), "CONFIG_NAME": "ddp", "TEXT.DAMSM_NAME": str(damsm),
