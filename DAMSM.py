@@ -1,7 +1,7 @@
 """DAMSM text and image encoders (AttnGAN), state-dict compatible with the released files.
 
 Run as a script, this module pretrains both encoders (``python DAMSM.py --cfg cfg/DAMSM/bird.yml``);
-the loop itself lives in ``miscc/damsm_trainer.py``.
+the loop itself lives in ``miscc/train/damsm.py``.
 """
 from __future__ import annotations
 
@@ -162,6 +162,6 @@ if __name__ == "__main__":
     # The trainer imports this file as ``DAMSM``; registering the running script under that name keeps
     # one copy of the classes (two copies would make isinstance checks and pickling disagree).
     sys.modules.setdefault("DAMSM", sys.modules["__main__"])
-    from miscc.damsm_trainer import main
+    from miscc.train.damsm import main
 
     main()

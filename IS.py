@@ -22,14 +22,14 @@ from torch import nn
 
 from miscc.config import cfg, cfg_from_file
 from miscc.errors import SSAGANError
-from miscc.factory import encoder_spec
+from miscc.config.factory import encoder_spec
 from miscc.metrics import METRICS, EvalContext, compute_metrics
 from miscc.metrics.images import is_cub_folder, open_image_dir, record_images
 from miscc.metrics.inception import INCEPTION_WEIGHTS_FILE, RANDOM_WEIGHTS, InceptionExtractor
 from miscc.metrics.reference import DEFAULT_CACHE_DIR, reference_stats
 from miscc.metrics.stats import load_stats, save_stats
-from miscc.run_layout import atomic_write_json
-from miscc.sample_protocol import SAMPLES_FILE, check_complete
+from miscc.run.layout import atomic_write_json
+from miscc.sample.protocol import SAMPLES_FILE, check_complete
 
 PAPER = "SSA-GAN paper: CUB IS 5.17 ± 0.08, CUB FID 15.61, COCO FID 19.37 (see docs/EVALUATION.md before comparing)"
 

@@ -34,10 +34,10 @@ import torch.utils.data as data
 import torchvision.transforms as transforms
 from PIL import Image
 
-from miscc.captions import (END_TOKEN, build_vocabulary, caption_array, caption_too_long,  # noqa: F401 (re-exported)
+from miscc.text.captions import (END_TOKEN, build_vocabulary, caption_array, caption_too_long,  # noqa: F401 (re-exported)
                             encode_sentence, tokenize, unknown_words_hint, vocabulary_fingerprint)
 from miscc.errors import SSAGANError
-from miscc.run_layout import atomic_write
+from miscc.run.layout import atomic_write
 
 
 _BIRDS_TREE = """\

@@ -3,7 +3,7 @@
     python main.py --cfg cfg/bird.yml [--gpu -1] [--resume] [--opts KEY VALUE ...]
     python main.py --cfg cfg/bird.yml --sample --opts TRAIN.NET_G models/netG_590.pth
 """
-from miscc.trainer import cli_main
+from miscc.train.gan import cli_main
 
 if __name__ == "__main__":
     cli_main("main")

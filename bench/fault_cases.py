@@ -279,7 +279,7 @@ def _encoder_other_vocabulary(f: Fixture) -> Plan:
     """a text encoder trained on another vocabulary size"""
     import torch
     from DAMSM import RNN_ENCODER
-    from miscc.checkpoint import save_released, text_encoder_rows
+    from miscc.run.checkpoint import save_released, text_encoder_rows
     folder = f.dir / "enc"
     folder.mkdir()
     save_released(RNN_ENCODER(text_encoder_rows(f.text_encoder) + 7, nhidden=256), folder / "text_encoder200.pth")

@@ -358,7 +358,7 @@ def make_inputs(work: Path) -> tuple[Path, Path]:
     """The tiny synthetic set (4 species x 6 images at 64x48, as tests/conftest.py) and a random DAMSM pair."""
     from DAMSM import CNN_ENCODER, RNN_ENCODER
     from datasets import TextDataset
-    from miscc.checkpoint import save_released
+    from miscc.run.checkpoint import save_released
     from tools.make_birds import make_birds
     data = work / "birds"
     make_birds(data, classes=4, per_class=6, seed=0, size=(64, 48))

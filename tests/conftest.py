@@ -9,7 +9,7 @@ import torch
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset
-from miscc.checkpoint import save_released
+from miscc.run.checkpoint import save_released
 from miscc.config import reset_cfg
 from tools.make_birds import make_birds
 

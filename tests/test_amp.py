@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from miscc.config import cfg
-from miscc.losses import ma_gp
-from miscc.trainer import DiscriminatorPasses, GANTrainer
+from miscc.train.losses import ma_gp
+from miscc.train.gan import DiscriminatorPasses, GANTrainer
 from model import NetD
 from tests.helpers import calibrate_batchnorm, changed, configure, snapshot
 

@@ -12,7 +12,7 @@ def write(tmp_path, text, name="c.yml"):
     return p
 
 
-# The original miscc/config.py defaults (docs/ORIGINAL.md, 'Configuration'), written out here rather
+# The original miscc/config/__init__.py defaults (docs/ORIGINAL.md, 'Configuration'), written out here rather
 # than read from SPEC: cfg is built from SPEC, so comparing the two could never fail.
 ORIGINAL_DEFAULTS = {
     "DATASET_NAME": "birds", "CONFIG_NAME": "", "DATA_DIR": "", "GPU_ID": 0, "CUDA": True, "WORKERS": 6,

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
-from miscc import damsm_trainer
-from miscc.checkpoint import load_checkpoint, load_file
-from miscc.cli import apply_args, base_parser
+from miscc.train import damsm as damsm_trainer
+from miscc.run.checkpoint import load_checkpoint, load_file
+from miscc.config.cli import apply_args, base_parser
 from miscc.config import reset_cfg
-from miscc.damsm_trainer import lr_at_epoch, pretrain
-from miscc.run_layout import damsm_epoch_from_name as epoch_of_text_encoder
+from miscc.train.damsm import lr_at_epoch, pretrain
+from miscc.run.layout import damsm_epoch_from_name as epoch_of_text_encoder
 from miscc.errors import SSAGANError
 from tools.make_birds import make_birds
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from datasets import (TextDataset, bbox_crop_box, build_transform, caption_array, caption_too_long,
                       encode_sentence, prepare_data, tokenize)
-from miscc.checkpoint import check_vocab
+from miscc.run.checkpoint import check_vocab
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.metrics.colour import load_attributes

@@ -13,7 +13,7 @@ import IS
 from miscc.config import cfg_from_list
 from miscc.errors import SSAGANError
 from miscc.metrics import METRICS, EvalContext, MetricSpec, Option, register, training_metrics
-from miscc.trainer import GANTrainer
+from miscc.train.gan import GANTrainer
 from tests.helpers import configure, write_sample_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -23,7 +23,7 @@ from miscc.metrics.reference import ReferenceStats, reference_stats
 from miscc.metrics.rprecision import DamsmEncoders, caption_group, encode_sentences, r_precision
 from miscc.metrics.stats import (RunningMoments, compute_stats, fid_from_stats, inception_score, load_stats,
                                  save_stats, trace_sqrt_product)
-from miscc.sample_protocol import SAMPLES_FILE, SampleRecord, image_file, images_to_uint8, write_records
+from miscc.sample.protocol import SAMPLES_FILE, SampleRecord, image_file, images_to_uint8, write_records
 
 
 def _stats(rng: np.random.Generator, n: int, d: int, offset: float = 0.0):

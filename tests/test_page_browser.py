@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from miscc.page import PageModel
-from miscc.page_server import PageServer
+from miscc.page.model import PageModel
+from miscc.page.server import PageServer
 from tests.test_sampler import SIZE, models, setup  # noqa: F401 (fixtures)
 from tools.page_screenshot import chromium_driver, missing_browser_reason, wait_idle
 

@@ -15,13 +15,13 @@ import yaml
 
 import IS
 from DAMSM import RNN_ENCODER
-from miscc import run_layout
-from miscc.checkpoint import save_released
+from miscc.run import layout as run_layout
+from miscc.run.checkpoint import save_released
 from miscc.config import cfg, cfg_from_list
-from miscc.damsm_trainer import main as damsm_main
+from miscc.train.damsm import main as damsm_main
 from miscc.errors import SSAGANError
-from miscc.sample_protocol import DONE_FILE, PLAN_FILE
-from miscc.trainer import GANTrainer, cli_main
+from miscc.sample.protocol import DONE_FILE, PLAN_FILE
+from miscc.train.gan import GANTrainer, cli_main
 from model import NetD, NetG
 from tests.helpers import configure, permute_vocabulary, write_sample_folder
 
@@ -110,7 +110,7 @@ def test_two_start_overs_within_one_second_keep_both_old_runs(tmp_path, syntheti
                                                               monkeypatch):
     import datetime
     from types import SimpleNamespace
-    from miscc import train_loop
+    from miscc.train import loop as train_loop
     frozen = datetime.datetime(2025, 1, 2, 3, 4, 5)
     monkeypatch.setattr(train_loop, "datetime", SimpleNamespace(datetime=SimpleNamespace(now=lambda: frozen)))
     for _ in range(3):
@@ -376,7 +376,7 @@ def test_a_data_error_in_a_loader_worker_reads_like_one_without_workers(tmp_path
 # --- explaining what was loaded -------------------------------------------------------------------
 
 def test_a_checkpoint_mismatch_starts_with_its_likely_cause(tmp_path):
-    from miscc.checkpoint import load_checkpoint
+    from miscc.run.checkpoint import load_checkpoint
     save_released(NetD(4, imsize=64), tmp_path / "netD_001.pth", prefix="module.")
     with pytest.raises(SSAGANError, match=r"^This looks like a discriminator \(netD\) file"):
         load_checkpoint(NetG(4, 100, imsize=64), tmp_path / "netD_001.pth")
@@ -426,7 +426,7 @@ def test_the_start_line_names_device_data_vocabulary_and_start(tmp_path, synthet
 
 
 def test_progress_in_a_log_file_is_whole_lines(capsys, monkeypatch):
-    from miscc import progress
+    from miscc.run import progress
     monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
     for _ in progress.progress(range(3), "steps", "log"):
         pass

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from DAMSM import RNN_ENCODER
-from miscc.checkpoint import save_released
+from miscc.run.checkpoint import save_released
 from miscc.config import cfg, cfg_from_list
 from miscc.errors import SSAGANError
-from miscc.trainer import GANTrainer, cli_main
-from miscc.seeding import seed_everything
+from miscc.train.gan import GANTrainer, cli_main
+from miscc.run.seeding import seed_everything
 from tests.helpers import changed, configure, snapshot
 
 

@@ -1,4 +1,4 @@
-"""In-training evaluation (miscc/training_eval.py): the fixed set, metrics.jsonl, the best epoch, resume,
+"""In-training evaluation (miscc/watch/evaluation.py): the fixed set, metrics.jsonl, the best epoch, resume,
 offline behaviour, and a 2-process torchrun run that must give the single-process values.
 
 The data set has two test species (8 images, 80 captions) so that R-precision has mismatched
@@ -18,17 +18,17 @@ import pytest
 import torch
 
 import IS
-import miscc.training_eval as te
+import miscc.watch.evaluation as te
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset, build_transform
-from miscc.checkpoint import load_checkpoint, save_released
+from miscc.run.checkpoint import load_checkpoint, save_released
 from miscc.config import cfg_from_list
 from miscc.errors import SSAGANError
-from miscc.eval_set import EvalSet, draw_eval_set, load_or_draw
-from miscc.factory import build_dataset, build_generator
-from miscc.run_layout import RunLayout
-from miscc.sampler import dataset_caption_jobs, generate, load_models
-from miscc.trainer import GANTrainer
+from miscc.watch.eval_set import EvalSet, draw_eval_set, load_or_draw
+from miscc.config.factory import build_dataset, build_generator
+from miscc.run.layout import RunLayout
+from miscc.sample.sampler import dataset_caption_jobs, generate, load_models
+from miscc.train.gan import GANTrainer
 from tests.helpers import configure
 from tools.make_birds import make_birds
 
@@ -53,7 +53,7 @@ def birds8(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     """FID reference statistics cached in the test's folder, not in ~/.cache."""
-    monkeypatch.setattr("miscc.trainer.DEFAULT_CACHE_DIR", tmp_path / "fid_cache")
+    monkeypatch.setattr("miscc.train.gan.DEFAULT_CACHE_DIR", tmp_path / "fid_cache")
     return tmp_path / "fid_cache"
 
 
@@ -331,7 +331,7 @@ def test_torchrun_two_processes_give_the_single_process_values(tmp_path, birds8)
     netG, text_encoder = load_models(run / "models" / "netG_001.pth", damsm, dataset, torch.device("cpu"))
     image_encoder = load_checkpoint(CNN_ENCODER(256, pretrained=False, input_size=75), damsm.parent /
                                     "image_encoder200.pth")
-    from miscc.trainer import eval_settings
+    from miscc.train.gan import eval_settings
     settings = te.EvalSettings(**{**eval_settings().__dict__, "cache_dir": tmp_path / "cache"})
     layout = RunLayout(tmp_path / "single")
     layout.root.mkdir()

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from miscc.errors import SSAGANError
-from miscc.sample_protocol import read_samples
+from miscc.sample.protocol import read_samples
 from miscc.metrics.colour import (NAMES, SCORED_PARTS, accuracy, candidate_colours, chance_level, load_attributes,
                                 score_parts, shuffled_baseline)
 

@@ -81,9 +81,9 @@ def save_small_png(png: bytes, out: Path, colours: int = 256) -> int:
 def main(argv: Optional[list[str]] = None) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import app
-    from miscc.cli import apply_args
-    from miscc.page import PageModel
-    from miscc.page_server import PageServer
+    from miscc.config.cli import apply_args
+    from miscc.page.model import PageModel
+    from miscc.page.server import PageServer
 
     parser = app.build_parser()
     parser.add_argument("--out", default="docs/img/page.png")

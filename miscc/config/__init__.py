@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 import warnings
 from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
@@ -78,7 +77,7 @@ class _TrainingMetrics:
 _even_positive = _rule("a positive even number (two LSTM directions)", lambda v: v > 0 and v % 2 == 0)
 
 
-# Defaults are the original miscc/config.py values unless the doc says otherwise. Keys the released
+# Defaults are the original miscc/config/__init__.py values unless the doc says otherwise. Keys the released
 # SSA-GAN code never reads are kept (marked "inert") so that users' original YAML files still load.
 SPEC: tuple[Key, ...] = (
     Key("DATASET_NAME", "birds", "Dataset family; `birds` enables the CUB bounding-box crop.", ("birds", "coco")),
@@ -376,14 +375,14 @@ def validate_for(entry: str) -> None:
 
 def save_cfg(path: str | os.PathLike) -> None:
     """Write the resolved config as YAML (loadable again with ``cfg_from_file``), atomically."""
-    from miscc.run_layout import atomic_write_text
+    from miscc.run.layout import atomic_write_text
     atomic_write_text(path, yaml.safe_dump(cfg_to_dict(), sort_keys=False))
 
 
 DOC_HEADER = """# Configuration keys
 
-Generated from `miscc/config.py` by `python -m miscc.config > docs/CONFIG.md` (a test keeps the two in
-sync). Precedence: defaults < YAML (`--cfg FILE`) < command-line flags (`--gpu`, `--data_dir`,
+Generated from `miscc/config/__init__.py` by `python -m miscc.config > docs/CONFIG.md` (a test keeps the
+two in sync). Precedence: defaults < YAML (`--cfg FILE`) < command-line flags (`--gpu`, `--data_dir`,
 `--manualSeed`, `--resume`, `--progress`) < `--opts KEY VALUE ...`. Every value is checked when it is read
 (type, allowed values, valid range); a bad one stops the run before any data, model or file is touched,
 with a message naming the file or flag, the key and the valid values. An int is accepted for a float
@@ -403,7 +402,3 @@ def config_doc_markdown(keys: Iterable[Key] = SPEC) -> str:
         inert = " *(inert; a non-default value warns)*" if k.inert else ""
         lines.append(f"| `{k.name}` | `{k.default!r}` | {k.doc}{choices}{valid}{inert} |")
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    sys.stdout.write(config_doc_markdown())

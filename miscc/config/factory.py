@@ -12,11 +12,11 @@ import torch
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset
-from miscc import distributed
+from miscc.run import distributed
 from miscc.config import cfg
-from miscc.encoders import EncoderSpec, image_encoder, text_encoder
-from miscc.losses import DAMSMSmoothing
-from miscc.run_layout import RunLayout, image_encoder_beside
+from miscc.run.encoders import EncoderSpec, image_encoder, text_encoder
+from miscc.train.losses import DAMSMSmoothing
+from miscc.run.layout import RunLayout, image_encoder_beside
 from model import NOISE_DIM, NetD, NetG
 
 __all__ = ["NOISE_DIM", "build_dataset", "build_discriminator", "build_generator", "build_image_encoder",

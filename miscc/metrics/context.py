@@ -19,7 +19,7 @@ from miscc.metrics.inception import Features, InceptionExtractor, extract_featur
 from miscc.metrics.reference import ReferenceStats
 from miscc.metrics.rprecision import DamsmEncoders
 from miscc.metrics.sources import GeneratedImages, ImageSource, progress
-from miscc.sample_protocol import SampleRecord
+from miscc.sample.protocol import SampleRecord
 
 
 @dataclass

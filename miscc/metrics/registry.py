@@ -4,7 +4,7 @@ A ``MetricSpec`` says everything a caller needs to know about one metric: what i
 fields, per-image inputs or its own per-image function), how it reduces them (``fn``), its scalar,
 direction and short tag, whether it runs during training, and its IS.py option(s) and report line.
 ``IS.py`` builds its command line, its context and its report from the registry; the in-training
-evaluation (``miscc/training_eval.py``) its per-image passes, metrics.jsonl values, TensorBoard tags and
+evaluation (``miscc/watch/evaluation.py``) its per-image passes, metrics.jsonl values, TensorBoard tags and
 best-epoch rule; the config's allowed EVAL.METRICS / EVAL.BEST_METRIC values are the registry's
 in-training names. Adding a metric = one module with its maths + one ``register(MetricSpec(...))``.
 """
@@ -24,7 +24,7 @@ from miscc.metrics.diversity import ALEXNET_WEIGHTS_FILE, build_lpips, lpips_div
 from miscc.metrics.inception import FEATURE_DIM, sha256_file
 from miscc.metrics.rprecision import load_damsm_encoders, samples_r_precision
 from miscc.metrics.stats import fid_from_stats, inception_score
-from miscc.sample_protocol import SampleRecord
+from miscc.sample.protocol import SampleRecord
 
 # Per-image inputs that several metrics share, computed once per image by whoever runs the images:
 # "pool" / "logits": Inception pool3 features / logits; "codes": DAMSM image codes.

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from miscc.encoders import EncoderSpec, encoder_pair
+from miscc.run.encoders import EncoderSpec, encoder_pair
 from miscc.errors import SSAGANError
 from miscc.metrics.sources import ImageSource, progress
 from miscc.metrics.stats import as_float64, check_splits, split_bounds
-from miscc.sample_protocol import SampleRecord
+from miscc.sample.protocol import SampleRecord
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:

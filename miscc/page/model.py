@@ -1,6 +1,6 @@
 """The interactive page's model side (issue #14): captions in, images and every stage's mask out.
 
-No HTTP here (``miscc/page_server.py`` serves it): ``PageModel`` holds a loaded generator and text
+No HTTP here (``miscc/page/server.py`` serves it): ``PageModel`` holds a loaded generator and text
 encoder and answers one request at a time. It reuses the sampler's pieces, so a caption gives on the
 page exactly what ``main.py --captions ... --same_noise --masks all`` writes for the same seed:
 ``read_caption`` (unknown words dropped and marked), ``user_caption_jobs`` (the seeded noise),
@@ -25,11 +25,11 @@ from PIL import Image
 from datasets import TextDataset
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from miscc.factory import build_dataset, get_device
-from miscc.grid import caption_block, caption_grid
-from miscc.sampler import (PNG_SAVE_OPTIONS, generate_batch, generator_path, load_models, text_encoder_path,
+from miscc.config.factory import build_dataset, get_device
+from miscc.sample.grid import caption_block, caption_grid
+from miscc.sample.sampler import (PNG_SAVE_OPTIONS, generate_batch, generator_path, load_models, text_encoder_path,
                            user_caption_jobs)
-from miscc.user_captions import UserCaption, read_caption
+from miscc.text.user_captions import UserCaption, read_caption
 
 MAX_IMAGES = 16      # per caption
 MAX_CAPTIONS = 4     # compare mode

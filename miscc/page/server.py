@@ -3,7 +3,7 @@
 Routes (all on one origin; the page fetches nothing from elsewhere, and the Content-Security-Policy
 header forbids it, so the page works offline and cannot phone home):
 
-    GET  /                      the page (miscc/page_static/index.html)
+    GET  /                      the page (miscc/page/static/index.html)
     GET  /static/<file>         page.js, page.css
     GET  /api/info              model description, limits, example captions (PageModel.info)
     POST /api/generate          {"captions": [...], "n": 8, "seed": 100} -> images and masks
@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from miscc.errors import SSAGANError
-from miscc.page import PageModel
+from miscc.page.model import PageModel
 
-STATIC_DIR = Path(__file__).resolve().parent / "page_static"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 _STATIC_TYPES = {"index.html": "text/html; charset=utf-8", "page.js": "text/javascript; charset=utf-8",
                  "page.css": "text/css; charset=utf-8"}
 _GRID = re.compile(r"^/api/grid/([0-9a-f]{1,32})\.png$")

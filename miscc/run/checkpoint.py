@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from miscc.errors import SSAGANError
-from miscc.run_layout import atomic_save
+from miscc.run.layout import atomic_save
 
 PREFIX = "module."
 _COUNTER = "num_batches_tracked"

@@ -3,7 +3,7 @@
 ``EncoderSpec`` holds what defines an encoder's shape (TEXT.EMBEDDING_DIM, RNN_TYPE, TEXT.WORDS_NUM,
 TRAIN.DAMSM_INPUT_SIZE); callers fill it from their config and pass it down, so a GRU text encoder is
 built as a GRU wherever it is loaded. Weights come from released-format files: the text encoder
-through the one loader that checks the vocabulary (``miscc.checkpoint.load_text_encoder``), the image
+through the one loader that checks the vocabulary (``miscc.run.checkpoint.load_text_encoder``), the image
 encoder strictly.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
-from miscc.checkpoint import load_checkpoint, load_text_encoder, text_encoder_rows
-from miscc.run_layout import image_encoder_beside
+from miscc.run.checkpoint import load_checkpoint, load_text_encoder, text_encoder_rows
+from miscc.run.layout import image_encoder_beside
 
 
 @dataclass(frozen=True)

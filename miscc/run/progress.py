@@ -11,7 +11,7 @@ from typing import Iterable, Iterator, Optional, TypeVar
 
 from tqdm import tqdm
 
-from miscc import distributed
+from miscc.run import distributed
 
 T = TypeVar("T")
 MODES = ("auto", "bar", "log", "off")

@@ -33,17 +33,17 @@ from tqdm import tqdm
 
 from DAMSM import RNN_ENCODER, encode_text
 from datasets import TextDataset, caption_array
-from miscc import distributed
-from miscc.checkpoint import load_checkpoint
+from miscc.run import distributed
+from miscc.run.checkpoint import load_checkpoint
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from miscc.factory import NOISE_DIM, build_dataset, build_generator, build_text_encoder, get_device, run_layout
-from miscc.grid import caption_block, caption_grid
-from miscc.run_layout import atomic_write_json, atomic_write_text, companion, epoch_from_name, newest_snapshot
-from miscc.sample_protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, METRICS_JSON, PLAN_FILE, SAMPLES_FILE,
+from miscc.config.factory import NOISE_DIM, build_dataset, build_generator, build_text_encoder, get_device, run_layout
+from miscc.sample.grid import caption_block, caption_grid
+from miscc.run.layout import atomic_write_json, atomic_write_text, companion, epoch_from_name, newest_snapshot
+from miscc.sample.protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, METRICS_JSON, PLAN_FILE, SAMPLES_FILE,
                                    STAGE_DIR, SampleRecord, image_file, images_to_uint8, mask_file, stage_mask_file,
                                    write_records)
-from miscc.user_captions import UserCaption, check_policy, read_captions_file
+from miscc.text.user_captions import UserCaption, check_policy, read_captions_file
 from model import NetG
 
 MODES = ("main", "finetune")
@@ -369,7 +369,7 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
     ``random`` = one random caption per image (the original protocol); ``repeat`` passes with fresh
     noise. User captions: ``per_caption`` images per non-blank line, plus ``grid.png``; ``unknown``
     'drop' leaves out words the vocabulary lacks (with warnings; records and grid mark them), 'error'
-    refuses the file (miscc/user_captions.py); ``same_noise`` gives every line the same
+    refuses the file (miscc/text/user_captions.py); ``same_noise`` gives every line the same
     ``per_caption`` noise vectors. ``masks``: 'last' (the last stage), 'all' (every stage), 'none'.
     The default folder is ``<run folder>/samples/<netG stem>_<mode>`` (``..._<captions file stem>`` for
     user captions).

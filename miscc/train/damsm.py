@@ -15,7 +15,7 @@ Outputs under ``OUTPUT_DIR/<CONFIG_NAME>/``: ``models/text_encoder<epoch>.pth`` 
 ``models/image_encoder<epoch>.pth`` (released format: plain state dicts) whenever
 epoch % SNAPSHOT_INTERVAL == 0, ``models/latest_damsm.pth`` (the training state, every epoch),
 ``tb/`` (TensorBoard) and ``config.yaml``. The loop, run folder and resume chain are the shared skeleton's
-(``miscc/train_loop.py``).
+(``miscc/train/loop.py``).
 
 Deliberate differences from the original (docs/DAMSM.md explains them):
   * the last epoch's encoders are always written (the original's ``epoch == MAX_EPOCH`` test never
@@ -42,19 +42,19 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER, encode_text
 from datasets import build_transform, prepare_data
-from miscc import distributed
-from miscc.checkpoint import load_checkpoint, load_text_encoder, save_released
-from miscc.cli import base_parser, run_main
+from miscc.run import distributed
+from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_released
+from miscc.config.cli import base_parser, run_main
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from miscc.encoders import image_encoder
-from miscc.factory import (build_dataset, build_image_encoder, build_text_encoder, damsm_smoothing, encoder_spec,
+from miscc.run.encoders import image_encoder
+from miscc.config.factory import (build_dataset, build_image_encoder, build_text_encoder, damsm_smoothing, encoder_spec,
                            get_device)
-from miscc.losses import DAMSMSmoothing, sent_loss, words_loss
-from miscc.progress import say
-from miscc.seeding import seed_everything
-from miscc.run_layout import LATEST_DAMSM, damsm_epoch_from_name, image_encoder_beside
-from miscc.train_loop import Component, TrainLoop, entry
+from miscc.train.losses import DAMSMSmoothing, sent_loss, words_loss
+from miscc.run.progress import say
+from miscc.run.seeding import seed_everything
+from miscc.run.layout import LATEST_DAMSM, damsm_epoch_from_name, image_encoder_beside
+from miscc.train.loop import Component, TrainLoop, entry
 
 ADAM_BETAS = (0.5, 0.999)
 LR_DECAY = 0.98

@@ -7,13 +7,13 @@ Two modes, one step function (docs/ORIGINAL.md, "Training"):
 
 Per iteration, in the released order: D on real/mismatched pairs, G forward, [encoder step], D on
 fakes, D step #1 (hinge), D step #2 (MA-GP on real matched pairs), G step (hinge + DAMSM on fakes).
-The loop, the run folder, resuming and saving are the shared skeleton's (``miscc/train_loop.py``);
+The loop, the run folder, resuming and saving are the shared skeleton's (``miscc/train/loop.py``);
 optional parts (EMA generator, fine-tuned encoders) are components of that skeleton.
 
-Outputs go to ``OUTPUT_DIR/<CONFIG_NAME>/`` (``miscc/run_layout.py``): ``models/`` (released-format
+Outputs go to ``OUTPUT_DIR/<CONFIG_NAME>/`` (``miscc/run/layout.py``): ``models/`` (released-format
 ``netG_%03d.pth`` ... and ``latest.pth``, the full training state), ``tb/``, ``images/``, ``config.yaml``.
 The epoch grids and the evaluation every TRAIN.EVAL_INTERVAL epochs (``metrics.jsonl``, ``best.json``,
-``netG_best.pth``) are ``miscc/training_eval.py``'s.
+``netG_best.pth``) are ``miscc/watch/evaluation.py``'s.
 """
 from __future__ import annotations
 
@@ -25,19 +25,19 @@ import torch
 
 from DAMSM import encode_text
 from datasets import build_transform, prepare_data
-from miscc import distributed
-from miscc.checkpoint import load_checkpoint, load_text_encoder, save_released, variant_mismatch
-from miscc.cli import base_parser, run_main
+from miscc.run import distributed
+from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_released, variant_mismatch
+from miscc.config.cli import base_parser, run_main
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from miscc.factory import (NOISE_DIM, build_dataset, build_discriminator, build_generator, build_image_encoder,
+from miscc.config.factory import (NOISE_DIM, build_dataset, build_discriminator, build_generator, build_image_encoder,
                            build_text_encoder, damsm_smoothing, get_device)
-from miscc.losses import DAMSM_loss, d_hinge_fake, d_hinge_real, g_hinge, kl_divergence, ma_gp
-from miscc.progress import say
+from miscc.train.losses import DAMSM_loss, d_hinge_fake, d_hinge_real, g_hinge, kl_divergence, ma_gp
+from miscc.run.progress import say
 from miscc.metrics.reference import DEFAULT_CACHE_DIR
-from miscc.run_layout import BEST_TAG, LATEST_GAN, atomic_write_json, companion, epoch_from_name, image_encoder_beside
-from miscc.train_loop import Component, TrainLoop, entry
-from miscc.training_eval import BEST_KINDS, EvalModels, EvalSettings, TrainingWatch
+from miscc.run.layout import BEST_TAG, LATEST_GAN, atomic_write_json, companion, epoch_from_name, image_encoder_beside
+from miscc.train.loop import Component, TrainLoop, entry
+from miscc.watch.evaluation import BEST_KINDS, EvalModels, EvalSettings, TrainingWatch
 from model import residual_gates
 
 # Released DAMSM weight in the generator loss, by entry point (TRAIN.DAMSM_WEIGHT < 0 selects it).
@@ -441,7 +441,7 @@ class GANTrainer(TrainLoop):
     def save(self, epoch: int) -> None:
         super().save(epoch)
         # A new best epoch's files follow its training state: a resume never redoes an epoch whose
-        # weights are kept as the best (miscc/training_eval.py).
+        # weights are kept as the best (miscc/watch/evaluation.py).
         record = self.watch.take_pending_best()
         if record is not None:
             self.write_best(record)
@@ -488,7 +488,7 @@ def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
     def run(args: argparse.Namespace) -> None:
         def work(device: torch.device) -> None:
             if args.sample or args.captions or cfg.B_VALIDATION:
-                from miscc.sampler import sample
+                from miscc.sample.sampler import sample
                 out = sample(mode=mode, captions_file=args.captions, repeat=args.repeat,
                              caption_mode=args.caption_mode, per_caption=args.per_caption,
                              out_dir=args.out_dir, unknown=args.unknown, masks=args.masks,

@@ -26,14 +26,14 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from miscc import distributed
-from miscc.checkpoint import load_file, load_into, released_state_dict
+from miscc.run import distributed
+from miscc.run.checkpoint import load_file, load_into, released_state_dict
 from miscc.config import cfg, cfg_to_dict, flatten, save_cfg
 from miscc.errors import SSAGANError
-from miscc.factory import run_layout
-from miscc.progress import progress, say
-from miscc.run_layout import atomic_save, atomic_write_text, remove_stale_temps
-from miscc.seeding import rng_state, seed_everything, set_rng_state
+from miscc.config.factory import run_layout
+from miscc.run.progress import progress, say
+from miscc.run.layout import atomic_save, atomic_write_text, remove_stale_temps
+from miscc.run.seeding import rng_state, seed_everything, set_rng_state
 
 # Keys that only say where and how fast a run goes: changing them on resume is not even recorded.
 UNRECORDED_KEYS = frozenset({"RESTORE", "B_VALIDATION", "GPU_ID", "CUDA", "WORKERS", "PROGRESS"})

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from miscc.grid import wrap_text
+from miscc.sample.grid import wrap_text
 
 TILE = 128  # pixels of an image in the grid: 64-px images are enlarged, 256-px ones reduced
 MASKS_PER_LINE = 4

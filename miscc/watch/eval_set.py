@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from datasets import TextDataset, caption_array
-from miscc.checkpoint import load_file
+from miscc.run.checkpoint import load_file
 from miscc.errors import SSAGANError
-from miscc.run_layout import atomic_save
-from miscc.sampler import Job
+from miscc.run.layout import atomic_save
+from miscc.sample.sampler import Job
 from model import NOISE_DIM
 
 VERSION = 1

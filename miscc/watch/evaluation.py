@@ -1,7 +1,7 @@
 """Watching quality while the GAN trains (docs/EVALUATION.md, "During training").
 
 ``TrainingWatch`` is called by the trainer at the end of every epoch:
-  * every epoch, the epoch grid of the fixed display set (``miscc/eval_set.py``): the same captions and
+  * every epoch, the epoch grid of the fixed display set (``miscc/watch/eval_set.py``): the same captions and
     noise in every epoch, with the masks of every stage -> ``images/epoch_XXX.png`` and TensorBoard;
   * every ``interval`` epochs and at the last, an evaluation: the evaluation set is generated in
     memory, sharded over the processes, and each batch goes once through Inception (FID, IS), the
@@ -30,20 +30,20 @@ from torch import nn
 
 from DAMSM import encode_text
 from datasets import TextDataset
-from miscc import distributed
+from miscc.run import distributed
 from miscc.errors import SSAGANError
-from miscc.eval_display import epoch_grid, metrics_plot
-from miscc.eval_set import EvalSet, load_or_draw
+from miscc.watch.display import epoch_grid, metrics_plot
+from miscc.watch.eval_set import EvalSet, load_or_draw
 from miscc.metrics import METRICS, EvalContext, GeneratedImages, MetricSpec, compute_metrics
 from miscc.metrics.images import is_cub_folder
 from miscc.metrics.inception import FEATURE_DIM, LOGITS_DIM, RANDOM_WEIGHTS, Features, InceptionExtractor
 from miscc.metrics.reference import ReferenceStats, reference_stats
 from miscc.metrics.rprecision import DamsmEncoders, image_codes
 from miscc.metrics.stats import RunningMoments
-from miscc.progress import progress, say
-from miscc.run_layout import EVAL_SET_FILE, RunLayout, atomic_write_text
-from miscc.sample_protocol import SampleRecord, images_to_uint8
-from miscc.sampler import Job, caption_tensors
+from miscc.run.progress import progress, say
+from miscc.run.layout import EVAL_SET_FILE, RunLayout, atomic_write_text
+from miscc.sample.protocol import SampleRecord, images_to_uint8
+from miscc.sample.sampler import Job, caption_tensors
 
 RANDOM_NOTE = "RANDOM Inception weights: IS and FID are meaningless (for tests and demos only)"
 BEST_KINDS = ("netG", "netG_ema", "text_encoder", "image_encoder")  # the released files kept as *_best.pth
