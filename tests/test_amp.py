@@ -4,7 +4,8 @@ import torch
 
 from miscc.config import cfg
 from miscc.train.losses import ma_gp
-from miscc.train.gan import DiscriminatorPasses, GANTrainer
+from miscc.train.gan import GANTrainer
+from miscc.train.precision import DiscriminatorPasses
 from model import NetD
 from tests.helpers import calibrate_batchnorm, changed, configure, snapshot
 

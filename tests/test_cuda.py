@@ -36,7 +36,8 @@ from datasets import TextDataset, prepare_data
 from miscc.run.checkpoint import save_released
 from miscc.config import cfg_from_list, reset_cfg
 from miscc.train.losses import ma_gp
-from miscc.train.gan import GANTrainer, cli_main
+from main import cli_main
+from miscc.train.gan import GANTrainer
 from DAMSM import encode_text
 from miscc.run.seeding import seed_everything
 from model import NetG

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import DAMSM
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from miscc.train import damsm as damsm_trainer
 from miscc.run.checkpoint import load_checkpoint, load_file
@@ -166,7 +167,7 @@ def test_missing_data_dir_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
         pretrain()
     assert not (tmp_path / "bad").exists()
     with pytest.raises(SystemExit) as exit_info:
-        damsm_trainer.main(tiny_opts(tmp_path, "bad", 1, "DATA_DIR", str(missing)))
+        DAMSM.cli_main(tiny_opts(tmp_path, "bad", 1, "DATA_DIR", str(missing)))
     assert exit_info.value.code == 2
     assert "no_birds_here" in capsys.readouterr().err
 

@@ -206,7 +206,8 @@ LAUNCHER = textwrap.dedent("""
         return result
 
     miscc.train.gan.GANTrainer.train = train_and_dump
-    miscc.train.gan.cli_main(sys.argv[1], sys.argv[2:])
+    import main
+    main.cli_main(sys.argv[1], sys.argv[2:])
 """)
 
 

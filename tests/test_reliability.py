@@ -18,10 +18,11 @@ from DAMSM import RNN_ENCODER
 from miscc.run import layout as run_layout
 from miscc.run.checkpoint import save_released
 from miscc.config import cfg, cfg_from_list
-from miscc.train.damsm import main as damsm_main
+from DAMSM import cli_main as damsm_main
 from miscc.errors import SSAGANError
 from miscc.sample.protocol import DONE_FILE, PLAN_FILE
-from miscc.train.gan import GANTrainer, cli_main
+from main import cli_main
+from miscc.train.gan import GANTrainer
 from model import NetD, NetG
 from tests.helpers import configure, permute_vocabulary, write_sample_folder
 

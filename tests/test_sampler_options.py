@@ -11,7 +11,7 @@ from PIL import Image
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.sample.sampler import DONE_FILE, GRID_FILE, STAGE_DIR, sample
-from miscc.train.gan import cli_main
+from main import cli_main
 from miscc.text.user_captions import UserCaptionWarning, read_caption
 from tests.test_sampler import SIZE, models, records, setup  # noqa: F401 (fixtures)
 

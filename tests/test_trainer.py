@@ -8,7 +8,8 @@ from DAMSM import RNN_ENCODER
 from miscc.run.checkpoint import save_released
 from miscc.config import cfg, cfg_from_list
 from miscc.errors import SSAGANError
-from miscc.train.gan import GANTrainer, cli_main
+from main import cli_main
+from miscc.train.gan import GANTrainer
 from miscc.run.seeding import seed_everything
 from tests.helpers import changed, configure, snapshot
 

@@ -30,7 +30,6 @@ Deliberate differences from the original (docs/DAMSM.md explains them):
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import dataclass
@@ -44,7 +43,6 @@ from DAMSM import CNN_ENCODER, RNN_ENCODER, encode_text
 from datasets import build_transform, prepare_data
 from miscc.run import distributed
 from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_released
-from miscc.config.cli import base_parser, run_main
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.run.encoders import image_encoder
@@ -54,7 +52,7 @@ from miscc.train.losses import DAMSMSmoothing, sent_loss, words_loss
 from miscc.run.progress import say
 from miscc.run.seeding import seed_everything
 from miscc.run.layout import LATEST_DAMSM, damsm_epoch_from_name, image_encoder_beside
-from miscc.train.loop import Component, TrainLoop, entry
+from miscc.train.loop import Component, TrainLoop
 
 ADAM_BETAS = (0.5, 0.999)
 LR_DECAY = 0.98
@@ -284,14 +282,3 @@ def pretrain(device: Optional[torch.device] = None, start_over: bool = False) ->
     trainer = DAMSMTrainer(device or get_device(), start_over)
     trainer.train()
     return trainer.history
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Command-line entry (``python DAMSM.py``)."""
-    parser = base_parser("Pretrain the DAMSM text and image encoders (AttnGAN pretrain_DAMSM.py).",
-                         "cfg/DAMSM/bird.yml")
-
-    def run(args: argparse.Namespace) -> None:
-        entry(lambda device: pretrain(device, args.start_over))
-
-    run_main(run, parser, argv, entry="damsm")

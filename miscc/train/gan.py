@@ -17,9 +17,8 @@ The epoch grids and the evaluation every TRAIN.EVAL_INTERVAL epochs (``metrics.j
 """
 from __future__ import annotations
 
-import argparse
 import copy
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
@@ -27,7 +26,6 @@ from DAMSM import encode_text
 from datasets import build_transform, prepare_data
 from miscc.run import distributed
 from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_released, variant_mismatch
-from miscc.config.cli import base_parser, run_main
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.config.factory import (NOISE_DIM, build_dataset, build_discriminator, build_generator, build_image_encoder,
@@ -36,7 +34,8 @@ from miscc.train.losses import DAMSM_loss, d_hinge_fake, d_hinge_real, g_hinge, 
 from miscc.run.progress import say
 from miscc.metrics.reference import DEFAULT_CACHE_DIR
 from miscc.run.layout import BEST_TAG, LATEST_GAN, atomic_write_json, companion, epoch_from_name, image_encoder_beside
-from miscc.train.loop import Component, TrainLoop, entry
+from miscc.train.loop import Component, TrainLoop
+from miscc.train.precision import DiscriminatorPasses, autocast
 from miscc.watch.evaluation import BEST_KINDS, EvalModels, EvalSettings, TrainingWatch
 from model import residual_gates
 
@@ -71,46 +70,6 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p, 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
-
-
-def autocast(device_type: str, amp_dtype: Optional[torch.dtype]) -> torch.autocast:
-    """Forwards run under autocast when TRAIN.AMP is set and hand back fp32 tensors, so that every loss
-    is computed in fp32; with AMP off ``.float()`` returns the tensor itself (bit-identical path)."""
-    return torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None)
-
-
-class DiscriminatorPasses:
-    """The discriminator forwards of one iteration at the configured precision.
-
-    ``trunk`` is ``netD`` itself or its compiled version (used by the hinge passes only).
-    """
-
-    def __init__(self, netD: torch.nn.Module, trunk: torch.nn.Module, device_type: str,
-                 amp_dtype: Optional[torch.dtype]):
-        self.netD, self.trunk, self.device_type, self.amp_dtype = netD, trunk, device_type, amp_dtype
-
-    def features(self, imgs: torch.Tensor) -> torch.Tensor:
-        with autocast(self.device_type, self.amp_dtype):
-            return self.trunk(imgs)
-
-    def cond(self, features: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
-        with autocast(self.device_type, self.amp_dtype):
-            return self.netD.COND_DNET(features, sent).float()
-
-    def logits(self, imgs: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
-        return self.cond(self.features(imgs), sent)
-
-    def gp_logits(self, imgs: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
-        """D logits of the MA-GP pass: eager trunk (compiled graphs have no double backward), in fp32
-        under fp16 AMP and in bf16 under bf16 AMP.
-
-        fp16 input gradients underflow unless the logits are loss-scaled, and a scaled penalty turns
-        inf on every step where the scale overflows (skipped step, inf in the logs); bf16 has fp32's
-        range and needs no scale.
-        """
-        bf16 = self.amp_dtype == torch.bfloat16
-        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=bf16):
-            return self.netD.COND_DNET(self.netD(imgs), sent).float()
 
 
 def eval_settings() -> EvalSettings:
@@ -460,45 +419,3 @@ class GANTrainer(TrainLoop):
         root = super().train()
         self.watch.report()
         return root
-
-
-def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
-    """Entry point of main.py / main_finetune.py: train, or sample when B_VALIDATION / --sample."""
-    description = {"main": "Train SSA-GAN with frozen DAMSM encoders (or sample with --sample).",
-                   "finetune": "Fine-tune SSA-GAN together with the DAMSM encoders (or sample)."}[mode]
-    parser = base_parser(description, default_cfg="cfg/bird.yml")
-    parser.add_argument("--sample", action="store_true", help="sample instead of training (= B_VALIDATION True)")
-    parser.add_argument("--captions", default=None, help="text file, one caption per line, to generate from")
-    parser.add_argument("--repeat", type=int, default=1, help="passes over the test captions when sampling")
-    parser.add_argument("--caption_mode", choices=("every", "random"), default="every",
-                        help="every test caption once (default) or one random caption per image (original)")
-    parser.add_argument("--per_caption", type=int, default=4, help="samples per user caption")
-    parser.add_argument("--unknown", choices=("drop", "error"), default="drop",
-                        help="--captions words outside the vocabulary: drop them with a warning (default; "
-                             "a line with no known word is skipped) or refuse the file")
-    parser.add_argument("--masks", choices=("last", "all", "none"), default="last",
-                        help="masks written: the last stage (default), every stage (upsampled to the image "
-                             "size, raw sizes in samples.jsonl), or none")
-    parser.add_argument("--same_noise", action="store_true",
-                        help="--captions: every line gets the same --per_caption noise vectors, so rows of the "
-                             "grid differ only by their text")
-    parser.add_argument("--out_dir", default=None,
-                        help="sample folder (default OUTPUT_DIR/<CONFIG_NAME>/samples/<netG stem>_<mode>)")
-
-    def run(args: argparse.Namespace) -> None:
-        def work(device: torch.device) -> None:
-            if args.sample or args.captions or cfg.B_VALIDATION:
-                from miscc.sample.sampler import sample
-                out = sample(mode=mode, captions_file=args.captions, repeat=args.repeat,
-                             caption_mode=args.caption_mode, per_caption=args.per_caption,
-                             out_dir=args.out_dir, unknown=args.unknown, masks=args.masks,
-                             same_noise=args.same_noise)
-                if distributed.is_main():
-                    print(f"samples written to {out}")
-            else:
-                out = GANTrainer(mode, device, start_over=args.start_over).train()
-                if distributed.is_main():
-                    print(f"run folder: {out}")
-        entry(work)
-
-    run_main(run, parser, argv)
