@@ -65,7 +65,7 @@ Where the data comes from (see data/README.md):
   - COCO 2014 train/val images: https://cocodataset.org/#download;
   - captions.pickle, filenames.pickle, class_info.pickle and text/: the AttnGAN preprocessed
     metadata (birds.zip / coco.zip, linked from github.com/taoxugit/AttnGAN);
-  - or a small synthetic bird set in this layout: python -m tools.make_birds data/birds_synth"""
+  - or a small synthetic bird set in this layout: python -m tools.birds.make_birds data/birds_synth"""
 
 
 def _layout_error(data_dir: str, problem: str, birds: bool, hint: str = "") -> SSAGANError:

@@ -118,7 +118,7 @@ def time_demo(args: argparse.Namespace, device: torch.device) -> None:
     from miscc.config import cfg, cfg_from_list
     from miscc.run.seeding import seed_everything
     from miscc.train.gan import GANTrainer, eval_settings
-    from tools.make_birds import make_birds
+    from tools.birds.make_birds import make_birds
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

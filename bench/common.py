@@ -27,7 +27,7 @@ from miscc.run.checkpoint import save_released  # noqa: E402
 from miscc.config import cfg, cfg_from_list  # noqa: E402
 from miscc.train.losses import func_attention  # noqa: E402
 from miscc.run.seeding import seed_everything  # noqa: E402
-from tools.make_birds import make_birds  # noqa: E402
+from tools.birds.make_birds import make_birds  # noqa: E402
 
 
 def machine() -> str:

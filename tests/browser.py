@@ -1,6 +1,6 @@
 """Headless Chromium for the interactive page: the driver the browser test uses, and the README shot.
 
-    python -m tools.page_screenshot --out docs/img/page.png [app.py flags: --cfg, --netG, --gpu ...]
+    python -m tests.browser --out docs/img/page.png [app.py flags: --cfg, --netG, --gpu ...]
 
 starts the page on the model app.py would load, compares three example captions (one with a word
 the model does not know) under the same noise, and saves a screenshot, reduced to 256 colours.

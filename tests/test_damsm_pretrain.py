@@ -21,7 +21,7 @@ from miscc.config import reset_cfg
 from miscc.train.damsm import lr_at_epoch, pretrain
 from miscc.run.layout import damsm_epoch_from_name as epoch_of_text_encoder
 from miscc.errors import SSAGANError
-from tools.make_birds import make_birds
+from tools.birds.make_birds import make_birds
 
 DEMO_CFG = str(Path(__file__).resolve().parents[1] / "cfg" / "DAMSM" / "demo.yml")
 N_EPOCHS = 3

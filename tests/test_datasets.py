@@ -353,7 +353,7 @@ def test_missing_data_dir_explains_layout_and_sources(tmp_path):
     msg = str(e.value)
     assert "birds_nowhere" in msg and "does not exist" in msg
     for part in ("CUB_200_2011/bounding_boxes.txt", "filenames.pickle", "caltech", "AttnGAN",
-                 "python -m tools.make_birds"):
+                 "python -m tools.birds.make_birds"):
         assert part in msg
     with pytest.raises(SSAGANError, match="DATA_DIR is empty"):
         TextDataset(cfg.DATA_DIR, "train")

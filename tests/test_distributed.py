@@ -34,7 +34,7 @@ from miscc.train.damsm import damsm_batch_losses
 from miscc.train.losses import d_hinge_real, ma_gp
 from model import NetD, NetG
 from sync_batchnorm import SyncBatchNorm, SynchronizedBatchNorm2d, convert_sync_batchnorm
-from tools.make_birds import make_birds
+from tools.birds.make_birds import make_birds
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # several processes (gloo, torchrun) per test

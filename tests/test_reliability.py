@@ -436,10 +436,10 @@ def test_progress_in_a_log_file_is_whole_lines(capsys, monkeypatch):
     assert [line.split(" (")[0] for line in lines if line] == ["steps: 1/3", "steps: 2/3", "steps: 3/3"]
 
 
-# --- the fault probe's verdicts (bench/fault_probe.py) ----------------------------------------------
+# --- the fault probe's verdicts (bench/faults/fault_probe.py) ----------------------------------------------
 
 def test_the_fault_probe_calls_only_a_refusal_that_changed_nothing_clear(tmp_path):
-    from bench.fault_probe import changes, classify, fingerprint
+    from bench.faults.fault_probe import changes, classify, fingerprint
     run = tmp_path / "run"
     (run / "models").mkdir(parents=True)
     (run / "models" / "latest.pth").write_bytes(b"state")

@@ -30,7 +30,7 @@ from miscc.run.layout import RunLayout
 from miscc.sample.sampler import dataset_caption_jobs, generate, load_models
 from miscc.train.gan import GANTrainer
 from tests.helpers import configure
-from tools.make_birds import make_birds
+from tools.birds.make_birds import make_birds
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ captions, per pixel and on an 8 x 8 grid, next to the same measures on real test
 between species). ``results_grid.png``: one row per body colour, real test crops then generated
 birds whose caption names that colour. ``results_swap.png``: one row per swap caption, its 4
 samples. The expected colours of a sample are the ground truth of the test image its caption
-describes (``attributes_test.json`` written by ``tools.make_birds``).
+describes (``attributes_test.json`` written by ``tools.birds.make_birds``).
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Bad inputs, part 1: config values, command lines, data, checkpoints and encoders (``bench/fault_fixture.py``)."""
+"""Bad inputs, part 1: config values, command lines, data, checkpoints and encoders (``bench/faults/fault_fixture.py``)."""
 from __future__ import annotations
 
 import pickle
 import shutil
 
-from bench.fault_fixture import Fixture, Plan, bad_opt, case
+from bench.faults.fault_fixture import Fixture, Plan, bad_opt, case
 
 
 # --- keys, types and values -------------------------------------------------------------------------

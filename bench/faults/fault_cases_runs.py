@@ -1,11 +1,11 @@
-"""Bad inputs, part 2: run folders, resuming, sampling, evaluation, DAMSM pretraining (``bench/fault_fixture.py``)."""
+"""Bad inputs, part 2: run folders, resuming, sampling, evaluation, DAMSM pretraining (``bench/faults/fault_fixture.py``)."""
 from __future__ import annotations
 
 import shutil
 import sys
 from pathlib import Path
 
-from bench.fault_fixture import ROOT, Fixture, Plan, case
+from bench.faults.fault_fixture import ROOT, Fixture, Plan, case
 from tests.helpers import permute_vocabulary, write_sample_folder
 
 

@@ -1,10 +1,10 @@
-"""What the bad-input cases of ``bench/fault_probe.py`` are made of, and the registry they join.
+"""What the bad-input cases of ``bench/faults/fault_probe.py`` are made of, and the registry they join.
 
 A case builds its inputs in a fresh folder and returns the command, the paths that must not change
 and the words the error must contain (naming the key, file or value). ``quick`` cases form the
 default table (one or more per class of mistake); ``--cases all`` adds the rest. The cases live in
-``bench/fault_cases.py`` (values, command lines, data, checkpoints, encoders) and
-``bench/fault_cases_runs.py`` (run folders, resuming, sampling, evaluation, DAMSM pretraining).
+``bench/faults/fault_cases.py`` (values, command lines, data, checkpoints, encoders) and
+``bench/faults/fault_cases_runs.py`` (run folders, resuming, sampling, evaluation, DAMSM pretraining).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

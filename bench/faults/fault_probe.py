@@ -1,6 +1,6 @@
 """Fault probe: SIGKILL a training run at random moments, resume it, and feed the commands bad inputs.
 
-    python bench/fault_probe.py [--kills 6] [--epochs 3] [--seed 0] [--cases quick|all] [--json OUT]
+    python bench/faults/fault_probe.py [--kills 6] [--epochs 3] [--seed 0] [--cases quick|all] [--json OUT]
 
 (a) Kill and resume. A tiny GAN run (synthetic birds, NF 4, 64 px, batch 6, a random DAMSM pair,
     WORKERS 0, PROGRESS off) is trained straight for ``--epochs`` epochs. The same run is then started
@@ -36,14 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
 from bench.common import machine  # noqa: E402
-import bench.fault_cases  # noqa: E402,F401 - registers its cases
-import bench.fault_cases_runs  # noqa: E402,F401 - registers its cases
-from bench.fault_fixture import CASES, ROOT, Fixture, Plan  # noqa: E402
+import bench.faults.fault_cases  # noqa: E402,F401 - registers its cases
+import bench.faults.fault_cases_runs  # noqa: E402,F401 - registers its cases
+from bench.faults.fault_fixture import CASES, ROOT, Fixture, Plan  # noqa: E402
 
 TEMP = re.compile(r"^\..*\.tmp$")
 ERROR_LINE = re.compile(r"^(\S+: )?error: ")
@@ -359,7 +359,7 @@ def make_inputs(work: Path) -> tuple[Path, Path]:
     from DAMSM import CNN_ENCODER, RNN_ENCODER
     from datasets import TextDataset
     from miscc.run.checkpoint import save_released
-    from tools.make_birds import make_birds
+    from tools.birds.make_birds import make_birds
     data = work / "birds"
     make_birds(data, classes=4, per_class=6, seed=0, size=(64, 48))
     n_words = TextDataset(data, "train").n_words  # writes captions.pickle

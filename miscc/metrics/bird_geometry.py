@@ -1,6 +1,6 @@
 """Shape of a synthetic bird: part polygons, the label map they rasterise to, and its crop layout.
 
-One description serves two users: ``tools.make_birds`` draws every bird from it (with per-image pose
+One description serves two users: ``tools.birds.make_birds`` draws every bird from it (with per-image pose
 jitter), and ``miscc.metrics.colour`` renders the same bird in its canonical pose as a *layout prior*
 to find the crown, wings and body in a generated image. Keeping both in one module is what makes the
 scorer's part locations trustworthy.

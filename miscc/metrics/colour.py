@@ -1,6 +1,6 @@
 """Does a generated bird have the colours its caption names? A cheap, model-free check per part.
 
-Synthetic birds (``tools/make_birds.py``) are drawn in one canonical perched pose (with a little
+Synthetic birds (``tools/birds/make_birds.py``) are drawn in one canonical perched pose (with a little
 jitter), so the layout of a bird in the GAN's bbox crop is known from its shape attributes
 (``miscc.metrics.bird_geometry.crop_layout``). The scorer slides that layout prior over the image
 (shifts of up to ~1/8 of the side, both facings: training crops are random and flipped) and keeps
@@ -267,7 +267,7 @@ def from_tanh(images: Any) -> np.ndarray:
 
 
 def load_attributes(data_dir: str | os.PathLike, split: str) -> dict[str, dict[str, Any]]:
-    """Ground truth written by ``tools.make_birds``: key -> attributes (see that module)."""
+    """Ground truth written by ``tools.birds.make_birds``: key -> attributes (see that module)."""
     path = os.path.join(os.fspath(data_dir), f"attributes_{split}.json")
     with open(path, encoding="utf-8") as f:
         return json.load(f)

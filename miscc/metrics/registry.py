@@ -200,7 +200,7 @@ def _colour_prepare(ctx: EvalContext) -> None:
         ctx.state["colour_accuracy"] = body_colour_truth(ctx.data_dir, [r.key for r in ctx.records])
     except (OSError, ValueError, KeyError, TypeError):
         raise SSAGANError(f"{ctx.data_dir} has no attributes_test.json with each test image's body_colour "
-                          "(only the synthetic bird set of tools/make_birds.py has one).") from None
+                          "(only the synthetic bird set of tools/birds/make_birds.py has one).") from None
 
 
 def _colour_hits(batch: torch.Tensor, records: Sequence[SampleRecord], ctx: EvalContext) -> torch.Tensor:
@@ -221,7 +221,7 @@ register(MetricSpec(
     "colour_accuracy", _colour_accuracy, ("images", "records", "data_dir"), scalar="accuracy", in_training=True,
     image_fn=_colour_hits, prepare=_colour_prepare, asked_by="colour_accuracy",
     options=(Option("--colour_accuracy", dict(metavar="DATA_DIR", help="body-colour accuracy against the "
-                    "synthetic bird set (tools/make_birds.py) whose test captions made the samples")),),
+                    "synthetic bird set (tools/birds/make_birds.py) whose test captions made the samples")),),
     setup=lambda args, ctx: setattr(ctx, "data_dir", args.colour_accuracy),
     report=lambda c: f"colour accuracy (body) = {c['accuracy']:.4f} (chance {c['chance']:.4f}, "
                      f"{c['images']} images)"))

@@ -1,6 +1,6 @@
 """Write a synthetic CUB-like bird data set in exactly the CUB / AttnGAN layout ``datasets.py`` reads.
 
-    python -m tools.make_birds OUT_DIR [--classes 20] [--per-class 30] [--seed 0] [--size W H]
+    python -m tools.birds.make_birds OUT_DIR [--classes 20] [--per-class 30] [--seed 0] [--size W H]
                                [--body-colours yellow red ...] [--facing both|right|left]
 
 Species differ in the parts and attributes CUB-200-2011 annotates: breast/belly (body), crown/head,
@@ -9,7 +9,7 @@ and length relative to the head, eye ring or eyebrow, wing bars, a spotted or st
 colour, size and body shape, tail length. Each image draws one bird of its species in a perched side
 view (pose, colour, lighting and position jittered; facing left or right, or one way with ``--facing``;
 sometimes on a branch) on a blurred, muted background, and gets 10 captions in CUB annotators'
-phrasings (``tools.bird_captions``).
+phrasings (``tools.birds.bird_captions``).
 Part geometry lives in ``miscc.metrics.bird_geometry``, shared with the part-locating scorer
 (``miscc.metrics.colour``).
 
@@ -45,7 +45,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from miscc.errors import SSAGANError
-from tools.bird_captions import captions as write_captions
+from tools.birds.bird_captions import captions as write_captions
 from miscc.metrics.bird_geometry import (BILL_SHAPES, BODY_RATIO, PART_IDS, TAIL_LEN, Geometry, Pose, bird_parts,
                                  bounds, rasterise)
 from miscc.metrics.colour import IRIDESCENT_SHEEN, NAMES, PALETTE
@@ -266,7 +266,7 @@ def _prepare_out_dir(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise SSAGANError(
-                f"{out} is not empty and was not written by tools.make_birds (no {MARKER}); "
+                f"{out} is not empty and was not written by tools.birds.make_birds (no {MARKER}); "
                 f"choose an empty or new folder, e.g. data/birds_synth.")
         for name in _OWNED:  # a stale captions.pickle would silently mismatch the new text
             p = out / name
@@ -342,7 +342,7 @@ def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 3
         (out / f"attributes_{split}.json").write_text(
             json.dumps(attributes[split], indent=1, sort_keys=True) + "\n", encoding="utf-8")
     (out / MARKER).write_text(
-        "Synthetic CUB-layout bird set written by `python -m tools.make_birds`.\n"
+        "Synthetic CUB-layout bird set written by `python -m tools.birds.make_birds`.\n"
         f"classes={classes} per_class={per_class} seed={seed} size={size[0]}x{size[1]} "
         f"body_colours={','.join(body_colours)}" + ("" if facing == "both" else f" facing={facing}") + "\n"
         f"train classes={classes - n_test} ({len(names['train'])} images), "
@@ -351,7 +351,7 @@ def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 3
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.make_birds", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.birds.make_birds", description=__doc__.split("\n")[0])
     parser.add_argument("out_dir", help="output folder (e.g. data/birds_synth)")
     parser.add_argument("--classes", type=int, default=20, help="number of species (default 20)")
     parser.add_argument("--per-class", type=int, default=30, help="images per species (default 30)")
