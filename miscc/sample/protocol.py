@@ -55,6 +55,12 @@ def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.detach() + 1) * 127.5).clamp(0, 255).to(torch.uint8)
 
 
+def masks_to_uint8(masks: torch.Tensor) -> torch.Tensor:
+    """A stage's masks [B, 1, r, r] in [0, 1] -> uint8 [B, r, r] (white = where the text acts), as the
+    sampler writes them."""
+    return (masks.detach().clamp(0, 1) * 255).to(torch.uint8)[:, 0]
+
+
 @dataclass(frozen=True)
 class SampleRecord:
     """One line of samples.jsonl: which caption (as the text encoder read it) made which image."""

@@ -41,8 +41,8 @@ from miscc.config.factory import NOISE_DIM, build_dataset, build_generator, buil
 from miscc.sample.grid import caption_block, caption_grid
 from miscc.run.layout import atomic_write_json, atomic_write_text, companion, epoch_from_name, newest_snapshot
 from miscc.sample.protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, METRICS_JSON, PLAN_FILE, SAMPLES_FILE,
-                                   STAGE_DIR, SampleRecord, image_file, images_to_uint8, mask_file, stage_mask_file,
-                                   write_records)
+                                   STAGE_DIR, SampleRecord, image_file, images_to_uint8, mask_file, masks_to_uint8,
+                                   stage_mask_file, write_records)
 from miscc.text.user_captions import UserCaption, check_policy, read_captions_file
 from model import NetG
 
@@ -276,6 +276,16 @@ def _merge_records(out: Path, world: int) -> None:
 
 
 @torch.no_grad()
+@torch.no_grad()
+def generate_images(netG: NetG, text_encoder: RNN_ENCODER, batch: Sequence[Job], noise: torch.Tensor,
+                    device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The one in-memory generator (sampler, page, in-training evaluation): (images in [-1, 1] on
+    ``device``, masks of every stage) of some jobs and their noise rows."""
+    caps, lens = caption_tensors(batch)
+    _, sent = encode_text(text_encoder, caps.to(device), lens.to(device))
+    return netG(noise.to(device), sent)
+
+
 def generate_batch(batch: Sequence[Job], noise: torch.Tensor, netG: NetG, text_encoder: RNN_ENCODER,
                    device: torch.device, masks: str = "last") -> tuple[np.ndarray, list[np.ndarray]]:
     """One batch in memory: (RGB uint8 B x H x W x 3, [uint8 B x r x r per mask stage]).
@@ -283,12 +293,10 @@ def generate_batch(batch: Sequence[Job], noise: torch.Tensor, netG: NetG, text_e
     ``masks``: 'last' = [masks[-1]], 'all' = every stage at its own size r (4, 8, ... image size),
     'none' = []. ``generate`` writes these arrays to files; the interactive page shows them.
     """
-    caps, lens = caption_tensors(batch)
-    _, sent = encode_text(text_encoder, caps.to(device), lens.to(device))
-    imgs, stage_masks = netG(noise.to(device), sent)
+    imgs, stage_masks = generate_images(netG, text_encoder, batch, noise, device)
     rgb = images_to_uint8(imgs).permute(0, 2, 3, 1).cpu().numpy()
     chosen = {"last": stage_masks[-1:], "all": stage_masks, "none": []}[masks]
-    return rgb, [(m.clamp(0, 1) * 255).to(torch.uint8)[:, 0].cpu().numpy() for m in chosen]
+    return rgb, [masks_to_uint8(m).cpu().numpy() for m in chosen]
 
 
 def _mask_files(out: Path, index: int, masks: str, stages: int) -> list[Path]:

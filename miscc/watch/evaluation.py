@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from DAMSM import encode_text
 from datasets import TextDataset
 from miscc.run import distributed
 from miscc.errors import SSAGANError
@@ -43,8 +42,9 @@ from miscc.metrics.rprecision import DamsmEncoders, image_codes
 from miscc.metrics.stats import RunningMoments
 from miscc.run.progress import progress, say
 from miscc.run.layout import EVAL_SET_FILE, RunLayout
-from miscc.sample.protocol import SampleRecord, images_to_uint8
-from miscc.sample.sampler import Job, caption_tensors
+from miscc.sample.protocol import SampleRecord, images_to_uint8, masks_to_uint8
+from miscc.sample.sampler import Job
+from miscc.sample.sampler import generate_images as generate  # the sampler's in-memory generator
 
 RANDOM_NOTE = "RANDOM Inception weights: IS and FID are meaningless (for tests and demos only)"
 BEST_KINDS = ("netG", "netG_ema", "text_encoder", "image_encoder")  # the released files kept as *_best.pth
@@ -107,15 +107,6 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
     finally:
         for m, flag in saved:
             m.training = flag
-
-
-@torch.no_grad()
-def generate(netG: nn.Module, text_encoder: nn.Module, jobs: Sequence[Job], noise: torch.Tensor,
-             device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(images in [-1, 1], masks of every stage) of some jobs, as the sampler's ``generate_batch``."""
-    caps, lens = caption_tensors(jobs)
-    _, sent = encode_text(text_encoder, caps.to(device), lens.to(device))
-    return netG(noise.to(device), sent)
 
 
 def shard(n: int, rank: int, world: int) -> tuple[int, int]:
@@ -219,7 +210,7 @@ class TrainingWatch:
             images, masks = generate(models.generator, models.text_encoder, jobs, noise, self.device)
         shape = (len(es.display), n_noise)
         rgb = images_to_uint8(images).permute(0, 2, 3, 1).cpu().numpy().reshape(*shape, *images.shape[2:], 3)
-        stages = [(m.clamp(0, 1) * 255).to(torch.uint8)[:, 0].cpu().numpy().reshape(*shape, *m.shape[2:])
+        stages = [masks_to_uint8(m).cpu().numpy().reshape(*shape, *m.shape[2:])
                   for m in masks]
         grid = epoch_grid(es.texts(self.dataset.ixtoword, es.display), self.real, rgb, stages,
                           f"epoch {epoch}: {models.generator_name}, the fixed captions and noise of {EVAL_SET_FILE}")
