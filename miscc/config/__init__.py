@@ -362,15 +362,33 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-# Checks that involve one entry point (the same key is valid for another).
+# Checks that involve one entry point (the same key is valid for another), or several keys.
 GAN_IMAGE_SIZES = (64, 128, 256)
+GAN_TEXT_DIM = 256  # the sentence embedding size NetG and NetD are built for (model.SENT_DIM)
+
+
+def best_metric_problem(metrics: Sequence[str], best_metric: str) -> Optional[str]:
+    """Why EVAL.BEST_METRIC cannot pick a best epoch from EVAL.METRICS, or None."""
+    if best_metric != "none" and best_metric not in metrics:
+        return (f"config key EVAL.BEST_METRIC = {best_metric!r} is not computed: EVAL.METRICS is "
+                f"{','.join(metrics)!r}. Add it there, or pick one of those.")
+    return None
 
 
 def validate_for(entry: str) -> None:
-    """Entry-specific rules, run once all sources are merged (``entry``: gan, damsm, sample, eval)."""
+    """Entry-specific and cross-key rules, run once all sources are merged (``entry``: gan, damsm,
+    sample, eval), so that what would fail at the first step or evaluation fails before anything starts."""
     if entry in ("gan", "sample") and cfg.TREE.BASE_SIZE not in GAN_IMAGE_SIZES:
         raise SSAGANError(f"config key TREE.BASE_SIZE = {cfg.TREE.BASE_SIZE}: the generator is built for "
                           f"{', '.join(map(str, GAN_IMAGE_SIZES))} pixels (299 is for DAMSM pretraining only).")
+    if entry in ("gan", "sample") and cfg.TEXT.EMBEDDING_DIM != GAN_TEXT_DIM:
+        raise SSAGANError(f"config key TEXT.EMBEDDING_DIM = {cfg.TEXT.EMBEDDING_DIM}: the generator and the "
+                          f"discriminator take {GAN_TEXT_DIM}-d sentence embeddings, so the DAMSM encoders of a GAN "
+                          f"must be {GAN_TEXT_DIM} wide (other widths are for DAMSM pretraining only).")
+    if entry == "gan" and cfg.TRAIN.EVAL_INTERVAL > 0:
+        problem = best_metric_problem([m.strip() for m in cfg.EVAL.METRICS.split(",")], cfg.EVAL.BEST_METRIC)
+        if problem:
+            raise SSAGANError(problem)
 
 
 def save_cfg(path: str | os.PathLike) -> None:

@@ -30,6 +30,7 @@ from torch import nn
 
 from datasets import TextDataset
 from miscc.run import distributed
+from miscc.config import best_metric_problem
 from miscc.errors import SSAGANError
 from miscc.watch.display import epoch_grid, metrics_plot
 from miscc.watch.eval_set import EvalSet, load_or_draw
@@ -72,9 +73,9 @@ class EvalSettings:
         """Refuse, before training, what would only fail at the first evaluation."""
         if self.interval <= 0:
             return
-        if self.best_metric != "none" and self.best_metric not in self.metrics:
-            raise SSAGANError(f"config key EVAL.BEST_METRIC = {self.best_metric!r} is not computed: EVAL.METRICS "
-                              f"is {','.join(self.metrics)!r}. Add it there, or pick one of those.")
+        problem = best_metric_problem(self.metrics, self.best_metric)
+        if problem:
+            raise SSAGANError(problem)
         for key, value in (("EVAL.INCEPTION_WEIGHTS", self.inception_weights), ("EVAL.FID_REF", self.fid_ref)):
             if value and value != RANDOM_WEIGHTS and not Path(value).exists():
                 raise SSAGANError(f"config key {key} = {value!r}: no such file or folder. Fix the path, or "
