@@ -423,14 +423,27 @@ class Batch(NamedTuple):
     class_ids: np.ndarray
     keys: list[str]
 
+    def to(self, device: torch.device | str) -> "Batch":
+        """Images, captions and lengths on ``device`` (class ids and keys stay on the host)."""
+        return self._replace(imgs=[im.to(device) for im in self.imgs], captions=self.captions.to(device),
+                             cap_lens=self.cap_lens.to(device))
+
+
+def collate_batch(samples: Sequence[Any]) -> Batch:
+    """The loaders' ``collate_fn``: the default collation, then ``prepare_data``'s sorting, so a
+    training step receives a ``Batch`` (in the loader's worker processes when there are some)."""
+    return prepare_data(data.dataloader.default_collate(samples))
+
 
 def prepare_data(data: Sequence[Any], device: Optional[torch.device | str] = None) -> Batch:
     """Collated batch -> Batch(imgs, captions B x WORDS_NUM, sorted_lens, class_ids (numpy), keys).
 
     Sorted by caption length, longest first (the text encoder packs sequences, and the sorted order
     defines the mismatched pairs and DAMSM labels downstream). Images, captions and lengths go to
-    ``device`` when given.
+    ``device`` when given. A ``Batch`` (from ``collate_batch``) is sorted already: it is only moved.
     """
+    if isinstance(data, Batch):
+        return data if device is None else data.to(device)
     imgs, captions, captions_lens, class_ids, keys = data
     sorted_lens, order = torch.sort(torch.as_tensor(captions_lens), 0, descending=True)
     real_imgs = [im[order] for im in imgs]

@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 
 from DAMSM import encode_text
-from datasets import build_transform, prepare_data
+from datasets import Batch, build_transform, prepare_data
 from miscc.run import distributed
 from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_released, variant_mismatch
 from miscc.config import cfg
@@ -312,8 +312,8 @@ class GANTrainer(TrainLoop):
         self.scalers[scaler].step(opt)
         self.scalers[scaler].update()
 
-    def step(self, data) -> dict:
-        imgs, captions, cap_lens, class_ids, _ = prepare_data(data, self.device)
+    def step(self, data: Batch) -> dict:
+        imgs, captions, cap_lens, class_ids, _ = prepare_data(data, self.device)  # a Batch: moved, not re-sorted
         real = imgs[0]
         batch = real.size(0)
         if self.finetune:

@@ -26,6 +26,7 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from datasets import Batch, collate_batch
 from miscc.run import distributed
 from miscc.run.checkpoint import load_file, load_into, released_state_dict
 from miscc.config import cfg, cfg_to_dict, flatten, save_cfg
@@ -94,7 +95,7 @@ class TrainLoop:
     def begin_epoch(self, epoch: int) -> None:
         pass
 
-    def step(self, batch) -> dict[str, torch.Tensor]:
+    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def end_epoch(self, epoch: int, means: dict[str, float], seconds: float, writer) -> None:
@@ -120,7 +121,7 @@ class TrainLoop:
             if distributed.world_size() > 1 else None
         workers = cfg.WORKERS
         return DataLoader(dataset, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=sampler is None, sampler=sampler,
-                          drop_last=True, num_workers=workers,
+                          drop_last=True, num_workers=workers, collate_fn=collate_batch,
                           pin_memory=self.device.type == "cuda")
 
     def setup_processes(self) -> None:
