@@ -47,7 +47,7 @@ from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.run.encoders import image_encoder
 from miscc.config.factory import (build_dataset, build_image_encoder, build_text_encoder, damsm_smoothing, encoder_spec,
-                           get_device)
+                           get_device, run_layout)
 from miscc.train.losses import DAMSMSmoothing, sent_loss, words_loss
 from miscc.run.progress import say
 from miscc.run.seeding import seed_everything
@@ -144,7 +144,7 @@ class DAMSMTrainer(TrainLoop):
     RELEASED_KEY = "TRAIN.NET_E"
 
     def __init__(self, device: torch.device, start_over: bool = False):
-        super().__init__(device, start_over)
+        super().__init__(device, run_layout(), start_over)
         transform = build_transform(cfg.TREE.BASE_SIZE, train=True, flip=cfg.TRAIN.RANDOM_FLIP)
         # Data first: a wrong DATA_DIR fails before any model is built or any file is written.
         self.train_set = build_dataset("train", transform)

@@ -29,7 +29,7 @@ from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_releas
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.config.factory import (NOISE_DIM, build_dataset, build_discriminator, build_generator, build_image_encoder,
-                           build_text_encoder, damsm_smoothing, get_device)
+                           build_text_encoder, damsm_smoothing, get_device, run_layout)
 from miscc.train.losses import DAMSM_loss, d_hinge_fake, d_hinge_real, g_hinge, kl_divergence, ma_gp
 from miscc.run.progress import say
 from miscc.metrics.reference import DEFAULT_CACHE_DIR
@@ -97,7 +97,7 @@ class GANTrainer(TrainLoop):
     def __init__(self, mode: str = "main", device: Optional[torch.device] = None, start_over: bool = False):
         if mode not in RELEASED_DAMSM_WEIGHT:
             raise ValueError(f"mode must be one of {list(RELEASED_DAMSM_WEIGHT)}, got {mode!r}")
-        super().__init__(device or get_device(), start_over)
+        super().__init__(device or get_device(), run_layout(), start_over)
         self.mode = mode
         self.finetune = mode == "finetune"
         weight = cfg.TRAIN.DAMSM_WEIGHT

@@ -31,9 +31,8 @@ from miscc.run import distributed
 from miscc.run.checkpoint import load_file, load_into, released_state_dict
 from miscc.config import cfg, cfg_to_dict, flatten, save_cfg
 from miscc.errors import SSAGANError
-from miscc.config.factory import run_layout
 from miscc.run.progress import progress, say
-from miscc.run.layout import atomic_save, atomic_write_text, remove_stale_temps
+from miscc.run.layout import RunLayout, atomic_save, atomic_write_text, remove_stale_temps
 from miscc.run.seeding import rng_state, seed_everything, set_rng_state
 
 # Keys that only say where and how fast a run goes: changing them on resume is not even recorded.
@@ -67,9 +66,9 @@ class TrainLoop:
     FROZEN_KEYS: tuple[str, ...] = ()
     RELEASED_KEY = ""  # the config key of released files to start from (TRAIN.NET_G / TRAIN.NET_E)
 
-    def __init__(self, device: torch.device, start_over: bool = False):
+    def __init__(self, device: torch.device, layout: RunLayout, start_over: bool = False):
         self.device = device
-        self.layout = run_layout()
+        self.layout = layout
         self.start_over = start_over
         self.components: list[Component] = []
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
