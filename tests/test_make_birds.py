@@ -1,4 +1,4 @@
-"""tools/birds/make_birds.py (the synthetic CUB-like set), its captions, and tools/colour_score.py."""
+"""tools/birds/make_birds.py (the synthetic CUB-like set), its captions, and the colour scorer (miscc/metrics/colour.py)."""
 from __future__ import annotations
 
 import json

@@ -11,7 +11,7 @@
     (``--resume`` when ``latest.pth`` exists, else a plain start, else ``--start_over``). Reported: kills,
     kills that left a temp file (so landed inside a write), corrupt files, temp files left after the
     run finished, and the largest difference between the final netG/netD/latest.pth and the straight run.
-(b) Bad inputs. Every case of ``bench/fault_cases*.py`` runs as a real command line. ``clear``: exit
+(b) Bad inputs. Every case of ``bench/faults/fault_cases*.py`` runs as a real command line. ``clear``: exit
     code 2, exactly one ``error:`` line naming the key/file/value, no traceback, the watched files
     and folders unchanged. ``bad``: a traceback, exit 0 or a hang. ``weak``: anything between.
 
