@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
+import warnings
 from collections import Counter
 from typing import Any, Optional, Sequence
 
@@ -107,3 +109,66 @@ def build_vocabulary(train_captions: list[list[str]], test_captions: list[list[s
     train_ids = [[wordtoix[w] for w in sent] for sent in train_captions]
     test_ids = [[wordtoix[w] for w in sent] for sent in test_captions]
     return train_ids, test_ids, ixtoword, wordtoix
+
+
+def read_caption_file(path: str, cpi: int, split: str, wordless: Optional[list[str]] = None) -> list[list[str]]:
+    """Up to ``cpi`` captions of one text file; lines without an ASCII word are skipped (and listed in
+    ``wordless``), so every stored caption can be fed to the text encoder."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            lines = f.read().split("\n")
+    except FileNotFoundError as e:
+        raise SSAGANError(
+            f"caption file {path} (split {split}) does not exist; captions.pickle is built from "
+            f"text/<key>.txt for every key of train/ and test/filenames.pickle. Put the AttnGAN "
+            f"captions.pickle into the data folder instead, or restore text/.") from e
+    except UnicodeDecodeError as e:
+        raise SSAGANError(f"caption file {path} (split {split}) is not UTF-8 text: {e}") from e
+    caps = []
+    for line in lines:
+        if not line:
+            continue
+        tokens = tokenize(line)
+        if tokens is None:
+            continue
+        if not tokens:  # only non-ASCII letters: the original kept an empty caption, which crashed later
+            if wordless is not None:
+                wordless.append(path)
+            continue
+        caps.append(tokens)
+        if len(caps) == cpi:
+            break
+    return caps
+
+
+def load_split_captions(data_dir: str, split: str, names: Sequence[str], cpi: int) -> list[list[str]]:
+    """``cpi`` captions per key of ``names`` from ``data_dir/text/<key>.txt`` (AttnGAN layout), short
+    files padded cyclically with one warning, wordless lines skipped with one warning."""
+    out: list[list[str]] = []
+    short: list[tuple[str, int]] = []
+    wordless: list[str] = []
+    for key in names:
+        path = os.path.join(data_dir, "text", f"{key}.txt")
+        caps = read_caption_file(path, cpi, split, wordless)
+        if not caps:
+            raise SSAGANError(
+                f"caption file {path} (split {split}) has no caption with an ASCII word in it; every image "
+                f"needs at least one (TEXT.CAPTIONS_PER_IMAGE = {cpi}). Nothing was written.")
+        if len(caps) < cpi:
+            short.append((path, len(caps)))
+            caps = [caps[k % len(caps)] for k in range(cpi)]
+        out.extend(caps)
+    if wordless:
+        files = sorted(set(wordless))
+        warnings.warn(
+            f"{len(wordless)} caption line(s) of split {split} have no ASCII word (only other letters or "
+            f"punctuation) and were skipped, in {len(files)} file(s): {', '.join(files[:5])}"
+            f"{' ...' if len(files) > 5 else ''}.", stacklevel=3)
+    if short:
+        listed = ", ".join(f"{p} ({n})" for p, n in short[:5])
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+        warnings.warn(
+            f"{len(short)} caption file(s) of split {split} have fewer than TEXT.CAPTIONS_PER_IMAGE = "
+            f"{cpi} captions: {listed}{more}. Their captions are repeated to fill {cpi} slots.",
+            stacklevel=3)
+    return out
