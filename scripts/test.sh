@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the project needs and run the whole test suite (CPU only, ~14 min on 2 cores; the
+# Install what the project needs and run the whole test suite (CPU only, 10-14 min on 2 cores; the
 # everyday loop is `python -m pytest -q -m "not slow"`, ~2 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
