@@ -1,7 +1,7 @@
 """DAMSM text and image encoders (AttnGAN), state-dict compatible with the released files.
 
 Run as a script, this module pretrains both encoders (``python DAMSM.py --cfg cfg/DAMSM/bird.yml``);
-the loop itself lives in ``miscc/damsm_trainer.py``.
+the loop itself lives in ``miscc/train/damsm.py``.
 """
 from __future__ import annotations
 
@@ -156,12 +156,25 @@ class CNN_ENCODER(nn.Module):
         return self.emb_features(local), self.emb_cnn_code(x)
 
 
+def cli_main(argv=None) -> None:
+    """The command line of ``python DAMSM.py``: DAMSM pretraining (``miscc.train.damsm``)."""
+    from miscc.config.cli import base_parser, run_main  # the library imports this file: import it lazily
+    from miscc.train.damsm import pretrain
+    from miscc.train.loop import entry
+
+    parser = base_parser("Pretrain the DAMSM text and image encoders (AttnGAN pretrain_DAMSM.py).",
+                         "cfg/DAMSM/bird.yml")
+
+    def run(args) -> None:
+        entry(lambda device: pretrain(device, args.start_over))
+
+    run_main(run, parser, argv, entry="damsm")
+
+
 if __name__ == "__main__":
     import sys
 
     # The trainer imports this file as ``DAMSM``; registering the running script under that name keeps
     # one copy of the classes (two copies would make isinstance checks and pickling disagree).
     sys.modules.setdefault("DAMSM", sys.modules["__main__"])
-    from miscc.damsm_trainer import main
-
-    main()
+    cli_main()

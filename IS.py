@@ -22,16 +22,14 @@ from torch import nn
 
 from miscc.config import cfg, cfg_from_file
 from miscc.errors import SSAGANError
-from miscc.metrics import EvalContext, compute_metrics
-from miscc.metrics.classifier import ClassifierIS
-from miscc.metrics.diversity import ALEXNET_WEIGHTS_FILE, build_lpips
+from miscc.config.factory import encoder_spec
+from miscc.metrics import METRICS, EvalContext, compute_metrics
 from miscc.metrics.images import is_cub_folder, open_image_dir, record_images
 from miscc.metrics.inception import INCEPTION_WEIGHTS_FILE, RANDOM_WEIGHTS, InceptionExtractor
 from miscc.metrics.reference import DEFAULT_CACHE_DIR, reference_stats
-from miscc.metrics.rprecision import load_damsm_encoders
 from miscc.metrics.stats import load_stats, save_stats
-from miscc.run_layout import atomic_write_json
-from miscc.sample_protocol import SAMPLES_FILE, check_complete
+from miscc.run.layout import atomic_write_json
+from miscc.sample.protocol import SAMPLES_FILE, check_complete
 
 PAPER = "SSA-GAN paper: CUB IS 5.17 ± 0.08, CUB FID 15.61, COCO FID 19.37 (see docs/EVALUATION.md before comparing)"
 
@@ -58,16 +56,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--save_stats", help="write the statistics of --fid_ref (or, without it, of --image_dir) here")
     p.add_argument("--cache_dir", default=str(DEFAULT_CACHE_DIR), help="reference statistics cache")
     p.add_argument("--no_cache", action="store_true", help="neither read nor write the statistics cache")
-    p.add_argument("--r_precision", action="store_true", help="R-precision with the DAMSM encoders")
-    p.add_argument("--text_encoder", help="DAMSM text encoder (default: TEXT.DAMSM_NAME of --cfg)")
-    p.add_argument("--image_encoder", help="DAMSM image encoder (default: text_encoder -> image_encoder)")
-    p.add_argument("--captions_pickle", help="captions.pickle, checked against the encoder's vocabulary size")
-    p.add_argument("--seed", type=int, default=0, help="seed of the mismatched-caption draw")
-    p.add_argument("--is_classifier", help="also IS with this Inception-v3 classifier state dict "
-                   "(torchvision layout, e.g. fine-tuned on CUB)")
-    p.add_argument("--lpips", action="store_true", help="LPIPS diversity between images of the same caption")
-    p.add_argument("--lpips_backbone", help=f"AlexNet weights for LPIPS ({ALEXNET_WEIGHTS_FILE}; "
-                   "default: the torch hub cache; 'random' = tests only)")
+    for spec in METRICS.values():  # each metric's own options (miscc/metrics/registry.py)
+        for option in spec.options:
+            p.add_argument(option.flag, **option.kwargs)
     return p.parse_args(argv)
 
 
@@ -84,21 +75,22 @@ def _fail_early(args: argparse.Namespace) -> None:
         raise SSAGANError(f"--save_stats {args.save_stats}: the file name must end in .npz.")
     if args.save_stats and args.fid_ref and args.fid_ref.endswith(".npz"):
         raise SSAGANError("--save_stats with an .npz --fid_ref would only copy it; give a folder instead.")
-    if (args.is_classifier or args.lpips or args.r_precision) and not args.image_dir:
-        raise SSAGANError("--r_precision, --is_classifier and --lpips evaluate --image_dir; give one.")
-    if args.r_precision and not args.text_encoder:
-        raise SSAGANError("--r_precision needs --text_encoder PATH (or --cfg with TEXT.DAMSM_NAME).")
+    flagged = [f"--{spec.asked_by}" for spec in METRICS.values() if spec.asked_by and spec.options and spec.asked(args)]
+    if flagged and not args.image_dir:
+        raise SSAGANError(f"{', '.join(flagged)} evaluate{'s' if len(flagged) == 1 else ''} --image_dir; give one.")
+    for spec in METRICS.values():
+        problem = spec.check(args) if spec.check is not None and spec.asked(args) else None
+        if problem:
+            raise SSAGANError(problem)
     if args.fid_ref and Path(args.fid_ref).suffix == ".npz":
         load_stats(args.fid_ref)
 
 
 def requested_metrics(args: argparse.Namespace) -> list[str]:
-    """The registry's metrics this command line asks for, in the order metrics.json lists them."""
+    """The registry's metrics this command line asks for, in registry order."""
     if not args.image_dir:
         return []
-    wanted = {"inception_score": True, "fid": bool(args.fid_ref), "r_precision": args.r_precision,
-              "classifier_is": bool(args.is_classifier), "lpips": args.lpips}
-    return [name for name, asked in wanted.items() if asked]
+    return [name for name, spec in METRICS.items() if spec.asked(args)]
 
 
 def run(args: argparse.Namespace,
@@ -110,8 +102,9 @@ def run(args: argparse.Namespace,
         args.text_encoder = args.text_encoder or cfg.TEXT.DAMSM_NAME
     _fail_early(args)
     # Everything cheap that can fail is checked before the networks are built.
-    ctx = EvalContext(splits=args.splits, seed=args.seed, batch_size=args.batch_size, device=args.device,
-                      workers=args.workers)
+    args.encoder_spec = encoder_spec()  # the DAMSM encoders' shape (RNN_TYPE...) of --cfg or the defaults
+    ctx = EvalContext(splits=args.splits, batch_size=args.batch_size, device=args.device, workers=args.workers)
+    asked = [METRICS[name] for name in requested_metrics(args)]
     if args.image_dir:
         ctx.images, ctx.records = open_image_dir(args.image_dir, square=args.image_size)
         if not args.allow_incomplete:
@@ -119,19 +112,17 @@ def run(args: argparse.Namespace,
         if len(ctx.images) < args.splits:
             raise SSAGANError(f"{args.image_dir} has {len(ctx.images)} images, fewer than "
                               f"--splits {args.splits}.")
-        for flag, wanted in (("--r_precision", args.r_precision), ("--lpips", args.lpips)):
-            if wanted and ctx.records is None:
-                raise SSAGANError(f"{flag} needs {Path(args.image_dir) / SAMPLES_FILE} (written by "
+        for spec in asked:
+            if "records" in spec.needs and ctx.records is None:
+                raise SSAGANError(f"--{spec.asked_by} needs {Path(args.image_dir) / SAMPLES_FILE} (written by "
                                   "the sampler) to know each image's caption.")
         if ctx.records is not None:
             ctx.record_images = record_images(args.image_dir, ctx.records)
-    if args.r_precision:
-        ctx.encoders = load_damsm_encoders(args.text_encoder, args.image_encoder, args.captions_pickle,
-                                           input_size=cfg.TRAIN.DAMSM_INPUT_SIZE)
-    if args.is_classifier:
-        ctx.classifier = ClassifierIS(args.is_classifier)
-    if args.lpips:
-        ctx.lpips = build_lpips(args.lpips_backbone)
+    for spec in asked:  # what each metric reads, loaded before the Inception network is built
+        if spec.setup is not None:
+            spec.setup(args, ctx)
+        if spec.prepare is not None:
+            spec.prepare(ctx)
     model = ctx.inception = make_inception(args.weights)
 
     if model.sha256 == RANDOM_WEIGHTS:
@@ -139,7 +130,7 @@ def run(args: argparse.Namespace,
     ctx.notes.append(PAPER)  # metrics add their caveats after these
     protocol: dict = {"inception": model.protocol(), "device": args.device, "batch_size": args.batch_size,
                       "notes": ctx.notes}
-    result: dict = {"protocol": protocol, "inception_score": None, "fid": None, "r_precision": None}
+    result: dict = {"protocol": protocol, **{spec.result_key: None for spec in METRICS.values() if spec.listed}}
     images = ctx.images
     if images is not None:
         protocol.update(image_dir=str(args.image_dir), images=len(images), resolution=list(images.size),
@@ -161,7 +152,7 @@ def run(args: argparse.Namespace,
             save_stats(args.save_stats, mu, sigma,
                        {"description": images.description, "images": len(images), **model.protocol()})
         result["saved_stats"] = args.save_stats
-    result.update(compute_metrics(requested_metrics(args), ctx))
+    result.update(compute_metrics([spec.name for spec in asked], ctx))
     return result
 
 
@@ -178,22 +169,9 @@ def report(result: dict) -> str:
         lines.append(f"reference: {ref.get('description') or ref['reference']}"
                      + (f" [cached {ref['cache']}]" if "cache" in ref else ""))
     lines += [f"note: {n}" for n in p["notes"]]
-    if result["inception_score"]:
-        lines.append(f"IS  = {result['inception_score']['mean']:.4f} ± {result['inception_score']['std']:.4f}")
-    if result["fid"] is not None:
-        lines.append(f"FID = {result['fid']:.4f}")
-    if result["r_precision"]:
-        r = result["r_precision"]
-        lines.append(f"R-precision = {r['mean']:.4f} ± {r['std']:.4f} (R@1, 1 true vs {r['mismatched']} "
-                     "mismatched captions)")
-    if "inception_score_classifier" in result:
-        c = result["inception_score_classifier"]
-        lines.append(f"IS (classifier {Path(c['classifier']).name}, {c['classes']} classes) = "
-                     f"{c['mean']:.4f} ± {c['std']:.4f}")
-    if "lpips_diversity" in result:
-        d = result["lpips_diversity"]
-        lines.append(f"LPIPS diversity = {d['mean']:.4f} ± {d['std']:.4f} ({d['pairs']} pairs, "
-                     f"{d['captions']} captions)")
+    for spec in METRICS.values():
+        if result.get(spec.result_key) is not None and spec.report is not None:
+            lines.append(spec.report(result[spec.result_key]))
     if "saved_stats" in result:
         lines.append(f"statistics written to {result['saved_stats']}")
     return "\n".join(lines)

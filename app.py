@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from miscc.cli import base_parser, run_main
+from miscc.config.cli import base_parser, run_main
 from miscc.errors import SSAGANError
 
 
@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from miscc.page import PageModel
-    from miscc.page_server import PageServer
+    from miscc.page.model import PageModel
+    from miscc.page.server import PageServer
 
     try:
         model = PageModel.from_config(args.mode, args.netG, args.text_encoder)

@@ -34,10 +34,11 @@ import torch.utils.data as data
 import torchvision.transforms as transforms
 from PIL import Image
 
-from miscc.captions import (END_TOKEN, build_vocabulary, caption_array, caption_too_long,  # noqa: F401 (re-exported)
-                            encode_sentence, tokenize, unknown_words_hint, vocabulary_fingerprint)
+from miscc.text.captions import (END_TOKEN, build_vocabulary, caption_array, caption_too_long,  # noqa: F401 (re-exported)
+                                 encode_sentence, load_split_captions, tokenize, unknown_words_hint,
+                                 vocabulary_fingerprint)
 from miscc.errors import SSAGANError
-from miscc.run_layout import atomic_write
+from miscc.run.layout import atomic_write
 
 
 _BIRDS_TREE = """\
@@ -65,7 +66,7 @@ Where the data comes from (see data/README.md):
   - COCO 2014 train/val images: https://cocodataset.org/#download;
   - captions.pickle, filenames.pickle, class_info.pickle and text/: the AttnGAN preprocessed
     metadata (birds.zip / coco.zip, linked from github.com/taoxugit/AttnGAN);
-  - or a small synthetic bird set in this layout: python -m tools.make_birds data/birds_synth"""
+  - or a small synthetic bird set in this layout: python -m tools.birds.make_birds data/birds_synth"""
 
 
 def _layout_error(data_dir: str, problem: str, birds: bool, hint: str = "") -> SSAGANError:
@@ -101,67 +102,6 @@ def _load_pickle(path: str, what: str, **kwargs: Any) -> Any:
             return pickle.load(f, **kwargs)
     except Exception as e:  # unpickling garbage can raise almost anything
         raise SSAGANError(f"{path} is not a readable {what} pickle ({type(e).__name__}: {e}).") from e
-
-
-def _read_caption_file(path: str, cpi: int, split: str, wordless: Optional[list[str]] = None) -> list[list[str]]:
-    """Up to ``cpi`` captions of one text file; lines without an ASCII word are skipped (and listed in
-    ``wordless``), so every stored caption can be fed to the text encoder."""
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            lines = f.read().split("\n")
-    except FileNotFoundError as e:
-        raise SSAGANError(
-            f"caption file {path} (split {split}) does not exist; captions.pickle is built from "
-            f"text/<key>.txt for every key of train/ and test/filenames.pickle. Put the AttnGAN "
-            f"captions.pickle into the data folder instead, or restore text/.") from e
-    except UnicodeDecodeError as e:
-        raise SSAGANError(f"caption file {path} (split {split}) is not UTF-8 text: {e}") from e
-    caps = []
-    for line in lines:
-        if not line:
-            continue
-        tokens = tokenize(line)
-        if tokens is None:
-            continue
-        if not tokens:  # only non-ASCII letters: the original kept an empty caption, which crashed later
-            if wordless is not None:
-                wordless.append(path)
-            continue
-        caps.append(tokens)
-        if len(caps) == cpi:
-            break
-    return caps
-
-
-def _load_split_captions(data_dir: str, split: str, names: Sequence[str], cpi: int) -> list[list[str]]:
-    out: list[list[str]] = []
-    short: list[tuple[str, int]] = []
-    wordless: list[str] = []
-    for key in names:
-        path = os.path.join(data_dir, "text", f"{key}.txt")
-        caps = _read_caption_file(path, cpi, split, wordless)
-        if not caps:
-            raise SSAGANError(
-                f"caption file {path} (split {split}) has no caption with an ASCII word in it; every image "
-                f"needs at least one (TEXT.CAPTIONS_PER_IMAGE = {cpi}). Nothing was written.")
-        if len(caps) < cpi:
-            short.append((path, len(caps)))
-            caps = [caps[k % len(caps)] for k in range(cpi)]
-        out.extend(caps)
-    if wordless:
-        files = sorted(set(wordless))
-        warnings.warn(
-            f"{len(wordless)} caption line(s) of split {split} have no ASCII word (only other letters or "
-            f"punctuation) and were skipped, in {len(files)} file(s): {', '.join(files[:5])}"
-            f"{' ...' if len(files) > 5 else ''}.", stacklevel=3)
-    if short:
-        listed = ", ".join(f"{p} ({n})" for p, n in short[:5])
-        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
-        warnings.warn(
-            f"{len(short)} caption file(s) of split {split} have fewer than TEXT.CAPTIONS_PER_IMAGE = "
-            f"{cpi} captions: {listed}{more}. Their captions are repeated to fill {cpi} slots.",
-            stacklevel=3)
-    return out
 
 
 def _write_atomic_pickle(obj: Any, path: str) -> None:
@@ -279,8 +219,8 @@ class TextDataset(data.Dataset):
     def _load_text_data(self, names: dict[str, list[str]]):
         cpi = self.embeddings_num
         if not os.path.isfile(self.captions_path):
-            train = _load_split_captions(self.data_dir, "train", names["train"], cpi)
-            test = _load_split_captions(self.data_dir, "test", names["test"], cpi)
+            train = load_split_captions(self.data_dir, "train", names["train"], cpi)
+            test = load_split_captions(self.data_dir, "test", names["test"], cpi)
             result = build_vocabulary(train, test)
             _write_atomic_pickle(list(result), self.captions_path)
             return result
@@ -423,14 +363,27 @@ class Batch(NamedTuple):
     class_ids: np.ndarray
     keys: list[str]
 
+    def to(self, device: torch.device | str) -> "Batch":
+        """Images, captions and lengths on ``device`` (class ids and keys stay on the host)."""
+        return self._replace(imgs=[im.to(device) for im in self.imgs], captions=self.captions.to(device),
+                             cap_lens=self.cap_lens.to(device))
+
+
+def collate_batch(samples: Sequence[Any]) -> Batch:
+    """The loaders' ``collate_fn``: the default collation, then ``prepare_data``'s sorting, so a
+    training step receives a ``Batch`` (in the loader's worker processes when there are some)."""
+    return prepare_data(data.dataloader.default_collate(samples))
+
 
 def prepare_data(data: Sequence[Any], device: Optional[torch.device | str] = None) -> Batch:
     """Collated batch -> Batch(imgs, captions B x WORDS_NUM, sorted_lens, class_ids (numpy), keys).
 
     Sorted by caption length, longest first (the text encoder packs sequences, and the sorted order
     defines the mismatched pairs and DAMSM labels downstream). Images, captions and lengths go to
-    ``device`` when given.
+    ``device`` when given. A ``Batch`` (from ``collate_batch``) is sorted already: it is only moved.
     """
+    if isinstance(data, Batch):
+        return data if device is None else data.to(device)
     imgs, captions, captions_lens, class_ids, keys = data
     sorted_lens, order = torch.sort(torch.as_tensor(captions_lens), 0, descending=True)
     real_imgs = [im[order] for im in imgs]

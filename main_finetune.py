@@ -3,7 +3,7 @@
     python main_finetune.py --cfg cfg/bird.yml --opts TRAIN.NET_G models/netG_550.pth
     python main_finetune.py --cfg cfg/bird.yml --sample --opts TRAIN.NET_G output/.../netG_600.pth
 """
-from miscc.trainer import cli_main
+from main import cli_main
 
 if __name__ == "__main__":
     cli_main("finetune")

@@ -3,7 +3,7 @@
     python bench/bench_dataloader.py [--data_dir DIR] [--size 256] [--workers 0 1 2] [--batches 20]
 
 Without --data_dir it writes a synthetic bird set with CUB-like 500x375 JPEGs to a temporary folder
-(``tools.make_birds``), so the decode + bbox crop + resize + crop cost resembles real CUB. The first
+(``tools.birds.make_birds``), so the decode + bbox crop + resize + crop cost resembles real CUB. The first
 batch of each loader is timed separately (worker start-up) and excluded from the throughput.
 
 With 0 workers the loading runs in the main process, whose tensor ops (ToTensor, Normalize, collate)
@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets import TextDataset, build_transform, prepare_data  # noqa: E402
-from tools.make_birds import make_birds  # noqa: E402
+from tools.birds.make_birds import make_birds  # noqa: E402
 
 
 def measure(ds: TextDataset, workers: int, batch_size: int, batches: int) -> tuple[float, float]:

@@ -32,7 +32,7 @@ from torch.utils.flop_counter import flop_registry
 
 import common
 from DAMSM import CNN_ENCODER
-from miscc.losses import d_hinge_fake, d_hinge_real, g_hinge, ma_gp
+from miscc.train.losses import d_hinge_fake, d_hinge_real, g_hinge, ma_gp
 from model import NetD, NetG
 
 
@@ -111,14 +111,14 @@ def print_estimate(args: argparse.Namespace) -> float:
 
 
 def time_demo(args: argparse.Namespace, device: torch.device) -> None:
-    import miscc.training_eval as te
+    import miscc.watch.evaluation as te
     from DAMSM import RNN_ENCODER
     from datasets import TextDataset
-    from miscc.checkpoint import save_released
+    from miscc.run.checkpoint import save_released
     from miscc.config import cfg, cfg_from_list
-    from miscc.seeding import seed_everything
-    from miscc.trainer import GANTrainer, eval_settings
-    from tools.make_birds import make_birds
+    from miscc.run.seeding import seed_everything
+    from miscc.train.gan import GANTrainer, eval_settings
+    from tools.birds.make_birds import make_birds
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -24,7 +24,7 @@ import common
 
 
 def child(nf: int, batch: int, size: int, damsm: int, amp: str, mode: str, gpu: int) -> dict:
-    from miscc.trainer import GANTrainer
+    from miscc.train.gan import GANTrainer
 
     with tempfile.TemporaryDirectory() as tmp:
         common.make_run(Path(tmp), nf, batch, size, damsm, amp, cuda=gpu >= 0, extra={"GPU_ID": max(gpu, 0)})

@@ -4,7 +4,7 @@
 
 For each generator size (``image size:NF``; 64:8 is cfg/demo.yml, 256:64 the released model) a
 random generator (gates opened, as in bench_sampling.py, so images have texture) and a random text
-encoder are loaded into ``miscc.page.PageModel`` behind a real ``PageServer`` on 127.0.0.1, and one
+encoder are loaded into ``miscc.page.model.PageModel`` behind a real ``PageServer`` on 127.0.0.1, and one
 caption of 12 words is posted ``--rounds`` times after the model is loaded (PageModel warms up on one
 image). Reported: the HTTP round trip (what the page waits for: generation, PNG + base64 encoding of
 images and masks, JSON, transfer) and the generator part alone; fastest and median round.
@@ -21,8 +21,8 @@ import torch
 
 import common
 from DAMSM import RNN_ENCODER
-from miscc.page import PageModel
-from miscc.page_server import PageServer
+from miscc.page.model import PageModel
+from miscc.page.server import PageServer
 
 N_WORDS = 60
 

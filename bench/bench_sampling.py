@@ -7,9 +7,9 @@ Both generate the same images (same noise, captions, generator) and write the sa
 image and its 256x256 mask as PNG, plus one JSON line per image.
   * baseline: generate a batch, then in the main loop convert each image and save it with PIL (what
     the original ``sampling`` did), so the device idles while PNGs are compressed;
-  * pipelined: ``miscc.sampler.generate``: one uint8 conversion per batch, PNGs compressed by
+  * pipelined: ``miscc.sample.sampler.generate``: one uint8 conversion per batch, PNGs compressed by
     ``--writers`` threads (PIL releases the GIL in zlib) while the next batch is generated, with
-    zlib's run-length strategy (``miscc.sampler.PNG_SAVE_OPTIONS``: same pixels, about the same size);
+    zlib's run-length strategy (``miscc.sample.sampler.PNG_SAVE_OPTIONS``: same pixels, about the same size);
   * pipelined, PIL's default zlib settings: the same threads with the baseline's PNG settings, to
     separate what the threads give from what the zlib strategy gives.
 The generator is a random NetG with its residual gates and text modulation opened, so images have
@@ -32,11 +32,11 @@ import torch
 from PIL import Image
 
 import common
-import miscc.sampler
+import miscc.sample.sampler
 from DAMSM import RNN_ENCODER
 from miscc.config import cfg
-from miscc.sample_protocol import images_to_uint8
-from miscc.sampler import Job, caption_tensors, generate
+from miscc.sample.protocol import images_to_uint8
+from miscc.sample.sampler import Job, caption_tensors, generate
 from DAMSM import encode_text
 
 N_WORDS = 60
@@ -148,17 +148,17 @@ def main() -> None:
         generate(jobs, noise, netG, text_encoder, device, args.batch, out, ixtoword)
 
     def pipelined_pil_defaults(out: Path) -> None:
-        saved = miscc.sampler.PNG_SAVE_OPTIONS
-        miscc.sampler.PNG_SAVE_OPTIONS = {}
+        saved = miscc.sample.sampler.PNG_SAVE_OPTIONS
+        miscc.sample.sampler.PNG_SAVE_OPTIONS = {}
         try:
             pipelined(out)
         finally:
-            miscc.sampler.PNG_SAVE_OPTIONS = saved
+            miscc.sample.sampler.PNG_SAVE_OPTIONS = saved
 
     impls = {
         "baseline: generate a batch, then PIL-save each image in the loop":
             lambda out: baseline(jobs, noise, netG, text_encoder, device, args.batch, out, ixtoword),
-        f"pipelined: miscc.sampler.generate, {args.writers} writer thread(s)": pipelined,
+        f"pipelined: miscc.sample.sampler.generate, {args.writers} writer thread(s)": pipelined,
         f"pipelined, PIL's default zlib settings ({args.writers} writer thread(s))": pipelined_pil_defaults,
         "(part of baseline) generation only": lambda out: baseline(jobs, noise, netG, text_encoder, device,
                                                                    args.batch, out, ixtoword, write=False),

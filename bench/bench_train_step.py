@@ -33,8 +33,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import common
-import miscc.losses
-from miscc.trainer import GANTrainer
+import miscc.train.losses
+from miscc.train.gan import GANTrainer
 
 
 def snapshot(trainer: GANTrainer) -> dict:
@@ -61,12 +61,12 @@ def restore(trainer: GANTrainer, state: dict) -> None:
 
 
 def baseline_step(trainer: GANTrainer, data) -> dict:
-    original = miscc.losses.words_loss
-    miscc.losses.words_loss = common.loop_words_loss  # DAMSM_loss looks it up at call time
+    original = miscc.train.losses.words_loss
+    miscc.train.losses.words_loss = common.loop_words_loss  # DAMSM_loss looks it up at call time
     try:
         return {k: v.item() for k, v in trainer.step(data).items()}
     finally:
-        miscc.losses.words_loss = original
+        miscc.train.losses.words_loss = original
 
 
 def run(trainer: GANTrainer, step, data, steps: int) -> tuple[list[float], list[dict], float]:

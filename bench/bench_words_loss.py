@@ -1,4 +1,4 @@
-"""DAMSM word loss, forward + backward: the vectorised ``miscc.losses.words_loss`` vs the per-caption loop.
+"""DAMSM word loss, forward + backward: the vectorised ``miscc.train.losses.words_loss`` vs the per-caption loop.
 
     python bench/bench_words_loss.py [--batch 24] [--words 18] [--regions 17] [--repeats 20] [--threads N]
                                      [--gpu -1] [--json PATH]
@@ -25,7 +25,7 @@ import statistics
 import torch
 
 import common
-from miscc.losses import words_loss
+from miscc.train.losses import words_loss
 
 
 def inputs(batch: int, words: int, regions: int, device: torch.device, seed: int = 0):
@@ -94,7 +94,7 @@ def main() -> None:
     gflop = {"loop": 12 * b * n * d * int(lens.sum()) / 1e9, "vec": 12 * b * n * d * b * args.words / 1e9,
              "bound": 12 * b * n * d * int(lens.sum()) / 1e9}
     impls = {"per-caption loop (original algorithm)": run(common.loop_words_loss, *data, device),
-             "vectorised (miscc.losses.words_loss)": run(words_loss, *data, device),
+             "vectorised (miscc.train.losses.words_loss)": run(words_loss, *data, device),
              "(bound) the 6 matrix products alone, unpadded": products_only(*data[:3])}
     for once in impls.values():
         for _ in range(3):

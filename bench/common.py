@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER  # noqa: E402
 from datasets import TextDataset  # noqa: E402
-from miscc.checkpoint import save_released  # noqa: E402
+from miscc.run.checkpoint import save_released  # noqa: E402
 from miscc.config import cfg, cfg_from_list  # noqa: E402
-from miscc.losses import func_attention  # noqa: E402
-from miscc.seeding import seed_everything  # noqa: E402
-from tools.make_birds import make_birds  # noqa: E402
+from miscc.train.losses import func_attention  # noqa: E402
+from miscc.run.seeding import seed_everything  # noqa: E402
+from tools.birds.make_birds import make_birds  # noqa: E402
 
 
 def machine() -> str:
@@ -163,7 +163,7 @@ def make_run(tmp: Path, nf: int, batch: int, size: int, damsm_size: int, amp: st
 
 def _cosine(x1: torch.Tensor, x2: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """The original's cosine over dim 1, written out here so that the reference loop does not share
-    ``miscc.losses.cosine_similarity`` with the implementation it checks."""
+    ``miscc.train.losses.cosine_similarity`` with the implementation it checks."""
     return (x1 * x2).sum(1) / (x1.norm(2, dim=1) * x2.norm(2, dim=1)).clamp(min=eps)
 
 

@@ -35,7 +35,7 @@ def rank_entry(backend: str, argv: list[str]) -> None:
     """What each torchrun process runs: join the group with ``backend``, then main.py's entry point."""
     import torch.distributed as dist
 
-    from miscc.trainer import cli_main
+    from main import cli_main
 
     if torch.cuda.is_available():
         os.environ["LOCAL_RANK"] = str(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())

@@ -17,7 +17,7 @@ step "install"
 python -m pip install -q -r requirements.txt
 
 step "synthetic CUB-like birds -> data/birds_demo (20 species x 30 images, 5 body colours, facing right)"
-python -m tools.make_birds data/birds_demo --facing right
+python -m tools.birds.make_birds data/birds_demo --facing right
 rm -rf output/DAMSM_demo output/demo
 
 step "DAMSM pretraining (cfg/DAMSM/demo.yml)"

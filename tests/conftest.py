@@ -9,9 +9,9 @@ import torch
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset
-from miscc.checkpoint import save_released
+from miscc.run.checkpoint import save_released
 from miscc.config import reset_cfg
-from tools.make_birds import make_birds
+from tools.birds.make_birds import make_birds
 
 # 4 species x 6 images at 64x48: 3 train classes (18 images) and 1 test class (6 images).
 TINY_BIRDS = {"classes": 4, "per_class": 6, "seed": 0, "size": (64, 48)}

@@ -4,7 +4,7 @@ The run goes through the command lines a user types (``DAMSM.py``, ``main.py``, 
 ``main.py --sample``, ``IS.py``) in subprocesses with one CPU thread, so it is independent of the
 library's internal API and measures only behaviour: DAMSM pretraining for one epoch, two GAN epochs in
 main mode, one in fine-tune mode, sampling every test caption, and IS/FID/R-precision of the samples.
-Its inputs are frozen too: the data set in ``tests/data/golden_birds`` (made once by tools.make_birds,
+Its inputs are frozen too: the data set in ``tests/data/golden_birds`` (made once by tools.birds.make_birds,
 which may change) and the two configs below (copies of the demo configs of the day it was recorded).
 
     python -m tests.golden_run --record     # rewrite tests/data/golden_run.json (only on purpose)

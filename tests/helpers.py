@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from miscc.config import cfg, cfg_from_list
-from miscc.seeding import seed_everything
+from miscc.run.seeding import seed_everything
 
 # Facts measured on the original classes (docs/ORIGINAL.md, 'Checkpoints'): every key, shape and dtype
 # of the four released modules, and their prefixes, file names and parameter counts.
@@ -99,7 +99,7 @@ def permute_vocabulary(data: Path) -> None:
 def write_sample_folder(folder: Path, done: bool, images: int = 3, planned: int = 10) -> Path:
     """A sampler-style folder of ``images`` tiny PNGs with their records and a plan of ``planned``;
     without DONE.json it is an interrupted sampling run."""
-    from miscc.sample_protocol import DONE_FILE, PLAN_FILE, SAMPLES_FILE
+    from miscc.sample.protocol import DONE_FILE, PLAN_FILE, SAMPLES_FILE
     (folder / "img").mkdir(parents=True)
     rows = []
     for i in range(images):

@@ -3,14 +3,16 @@ import pytest
 import torch
 
 from miscc.config import cfg
-from miscc.losses import ma_gp
-from miscc.trainer import DiscriminatorPasses, GANTrainer
+from miscc.train.losses import ma_gp
+from miscc.train.gan import GANTrainer
+from miscc.train.precision import DiscriminatorPasses
 from model import NetD
 from tests.helpers import calibrate_batchnorm, changed, configure, snapshot
 
 
 # CPUs without bf16/fp16 units emulate them (~8x slower than fp32 here): batch 3, and the autocast
 # image-encoder path (the same code for both dtypes) only under fp16, where its range matters.
+@pytest.mark.slow
 @pytest.mark.parametrize("amp,damsm_weight", [("bf16", 0), ("fp16", -1)])
 def test_amp_training_step_has_finite_losses_and_trains_fp32_weights(amp, damsm_weight, tmp_path,
                                                                       synthetic_birds, damsm_files):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # every benchmark script in a subprocess
 
 CASES = {
     "words_loss": (["bench_words_loss.py", "--batch", "4", "--words", "5", "--regions", "5", "--repeats", "1"],

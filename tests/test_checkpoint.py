@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
-from miscc.checkpoint import atomic_save, load_checkpoint, load_into, released_state_dict, save_released
+from miscc.run.checkpoint import atomic_save, load_checkpoint, load_into, released_state_dict, save_released
 from miscc.errors import SSAGANError
 from model import NetD, NetG
 

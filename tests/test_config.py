@@ -12,7 +12,7 @@ def write(tmp_path, text, name="c.yml"):
     return p
 
 
-# The original miscc/config.py defaults (docs/ORIGINAL.md, 'Configuration'), written out here rather
+# The original miscc/config/__init__.py defaults (docs/ORIGINAL.md, 'Configuration'), written out here rather
 # than read from SPEC: cfg is built from SPEC, so comparing the two could never fail.
 ORIGINAL_DEFAULTS = {
     "DATASET_NAME": "birds", "CONFIG_NAME": "", "DATA_DIR": "", "GPU_ID": 0, "CUDA": True, "WORKERS": 6,
@@ -154,3 +154,19 @@ def test_docs_config_md_is_up_to_date():
     from pathlib import Path
     doc = Path(__file__).resolve().parents[1] / "docs" / "CONFIG.md"
     assert doc.read_text() == config_doc_markdown(), "run: python -m miscc.config > docs/CONFIG.md"
+
+
+def test_cross_key_rules_fail_at_load_time_not_at_the_first_step_or_evaluation():
+    import model
+    from miscc.config import GAN_TEXT_DIM, validate_for
+    assert GAN_TEXT_DIM == model.SENT_DIM
+    cfg_from_list(["TEXT.EMBEDDING_DIM", "128"])
+    validate_for("damsm")  # a DAMSM pair may have any even width
+    with pytest.raises(SSAGANError, match="TEXT.EMBEDDING_DIM = 128: the generator and the discriminator take 256"):
+        validate_for("gan")
+    reset_cfg()
+    cfg_from_list(["EVAL.METRICS", "r_precision", "EVAL.BEST_METRIC", "fid"])
+    validate_for("gan")  # evaluation off: nothing to pick
+    cfg_from_list(["TRAIN.EVAL_INTERVAL", "2"])
+    with pytest.raises(SSAGANError, match="EVAL.BEST_METRIC = 'fid' is not computed: EVAL.METRICS is 'r_precision'"):
+        validate_for("gan")

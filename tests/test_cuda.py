@@ -33,12 +33,13 @@ from PIL import Image
 import IS
 from DAMSM import RNN_ENCODER
 from datasets import TextDataset, prepare_data
-from miscc.checkpoint import save_released
+from miscc.run.checkpoint import save_released
 from miscc.config import cfg_from_list, reset_cfg
-from miscc.losses import ma_gp
-from miscc.trainer import GANTrainer, cli_main
+from miscc.train.losses import ma_gp
+from main import cli_main
+from miscc.train.gan import GANTrainer
 from DAMSM import encode_text
-from miscc.seeding import seed_everything
+from miscc.run.seeding import seed_everything
 from model import NetG
 from tests.helpers import calibrate_batchnorm, configure, write_images
 

@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
+import DAMSM
 from DAMSM import CNN_ENCODER, RNN_ENCODER
-from miscc import damsm_trainer
-from miscc.checkpoint import load_checkpoint, load_file
-from miscc.cli import apply_args, base_parser
+from miscc.train import damsm as damsm_trainer
+from miscc.run.checkpoint import load_checkpoint, load_file
+from miscc.config.cli import apply_args, base_parser
 from miscc.config import reset_cfg
-from miscc.damsm_trainer import lr_at_epoch, pretrain
-from miscc.run_layout import damsm_epoch_from_name as epoch_of_text_encoder
+from miscc.train.damsm import lr_at_epoch, pretrain
+from miscc.run.layout import damsm_epoch_from_name as epoch_of_text_encoder
 from miscc.errors import SSAGANError
-from tools.make_birds import make_birds
+from tools.birds.make_birds import make_birds
 
 DEMO_CFG = str(Path(__file__).resolve().parents[1] / "cfg" / "DAMSM" / "demo.yml")
 N_EPOCHS = 3
@@ -66,6 +67,7 @@ def reference_run(birds, tmp_path_factory):
     return out, history
 
 
+@pytest.mark.slow
 def test_pretraining_reduces_the_training_loss(reference_run):
     _, history = reference_run
     assert [h.epoch for h in history] == list(range(N_EPOCHS))
@@ -75,6 +77,7 @@ def test_pretraining_reduces_the_training_loss(reference_run):
     assert all(h.val_word > 0 and h.val_sent > 0 for h in history)
 
 
+@pytest.mark.slow
 def test_released_files_load_strictly_into_fresh_encoders(reference_run):
     out, _ = reference_run
     folder = models(out, "ref")
@@ -98,6 +101,7 @@ def test_released_files_load_strictly_into_fresh_encoders(reference_run):
     assert list((out / "ref" / "tb").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_kill_and_resume_continues_at_the_next_epoch_and_matches(reference_run, birds, tmp_path,
                                                                   monkeypatch):
     ref_out, _ = reference_run
@@ -136,6 +140,7 @@ def test_kill_and_resume_continues_at_the_next_epoch_and_matches(reference_run, 
     assert pretrain() == []
 
 
+@pytest.mark.slow
 def test_net_e_resumes_from_released_files_at_the_next_epoch(reference_run, birds, tmp_path):
     ref_out, _ = reference_run
     net_e = models(ref_out, "ref") / "text_encoder0.pth"
@@ -162,7 +167,7 @@ def test_missing_data_dir_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
         pretrain()
     assert not (tmp_path / "bad").exists()
     with pytest.raises(SystemExit) as exit_info:
-        damsm_trainer.main(tiny_opts(tmp_path, "bad", 1, "DATA_DIR", str(missing)))
+        DAMSM.cli_main(tiny_opts(tmp_path, "bad", 1, "DATA_DIR", str(missing)))
     assert exit_info.value.code == 2
     assert "no_birds_here" in capsys.readouterr().err
 

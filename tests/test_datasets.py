@@ -12,10 +12,10 @@ from PIL import Image
 
 from datasets import (TextDataset, bbox_crop_box, build_transform, caption_array, caption_too_long,
                       encode_sentence, prepare_data, tokenize)
-from miscc.checkpoint import check_vocab
+from miscc.run.checkpoint import check_vocab
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from tools.colour_score import load_attributes
+from miscc.metrics.colour import load_attributes
 
 
 def _gradient(w: int, h: int) -> Image.Image:
@@ -353,7 +353,7 @@ def test_missing_data_dir_explains_layout_and_sources(tmp_path):
     msg = str(e.value)
     assert "birds_nowhere" in msg and "does not exist" in msg
     for part in ("CUB_200_2011/bounding_boxes.txt", "filenames.pickle", "caltech", "AttnGAN",
-                 "python -m tools.make_birds"):
+                 "python -m tools.birds.make_birds"):
         assert part in msg
     with pytest.raises(SSAGANError, match="DATA_DIR is empty"):
         TextDataset(cfg.DATA_DIR, "train")

@@ -9,7 +9,7 @@ from PIL import Image
 
 from datasets import TextDataset, build_transform, tokenize
 from tools import demo_report
-from tools.colour_score import load_attributes
+from miscc.metrics.colour import load_attributes
 
 
 def _fake_samples(folder: Path, keys: list[str], images: np.ndarray, texts: list[str]) -> None:

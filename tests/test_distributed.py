@@ -20,6 +20,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -27,15 +28,16 @@ from torch import nn
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset
-from miscc import distributed
-from miscc.checkpoint import load_checkpoint, save_released
-from miscc.damsm_trainer import damsm_batch_losses
-from miscc.losses import d_hinge_real, ma_gp
+from miscc.run import distributed
+from miscc.run.checkpoint import load_checkpoint, save_released
+from miscc.train.damsm import damsm_batch_losses
+from miscc.train.losses import d_hinge_real, ma_gp
 from model import NetD, NetG
 from sync_batchnorm import SyncBatchNorm, SynchronizedBatchNorm2d, convert_sync_batchnorm
-from tools.make_birds import make_birds
+from tools.birds.make_birds import make_birds
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # several processes (gloo, torchrun) per test
 WORLD = 2
 HALF = 3  # samples per rank
 
@@ -178,21 +180,21 @@ LAUNCHER = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {repo!r})
     import torch
-    import miscc.checkpoint
-    import miscc.train_loop
-    import miscc.trainer
-    from miscc import distributed
+    import miscc.run.checkpoint
+    import miscc.train.loop
+    import miscc.train.gan
+    from miscc.run import distributed
 
     out = {out!r}
-    save = miscc.checkpoint.atomic_save
+    save = miscc.run.checkpoint.atomic_save
 
     def recording_save(obj, path):
         with open(os.path.join(out, "writes.txt"), "a") as f:
             f.write(f"{{distributed.rank()}} {{os.path.basename(str(path))}}\\n")
         save(obj, path)
 
-    miscc.checkpoint.atomic_save = miscc.train_loop.atomic_save = recording_save
-    train = miscc.trainer.GANTrainer.train
+    miscc.run.checkpoint.atomic_save = miscc.train.loop.atomic_save = recording_save
+    train = miscc.train.gan.GANTrainer.train
 
     def train_and_dump(self):
         result = train(self)
@@ -203,8 +205,9 @@ LAUNCHER = textwrap.dedent("""
                    os.path.join(out, f"rank{{distributed.rank()}}.pt"))
         return result
 
-    miscc.trainer.GANTrainer.train = train_and_dump
-    miscc.trainer.cli_main(sys.argv[1], sys.argv[2:])
+    miscc.train.gan.GANTrainer.train = train_and_dump
+    import main
+    main.cli_main(sys.argv[1], sys.argv[2:])
 """)
 
 

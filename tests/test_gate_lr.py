@@ -3,7 +3,7 @@ in an Adam group of their own; 0 keeps the released single group."""
 from __future__ import annotations
 
 from miscc.config import cfg
-from miscc.trainer import GANTrainer, gated_param_groups
+from miscc.train.gan import GANTrainer, gated_param_groups
 from model import DownBlock, NetD, NetG, SSACNBlock, residual_gates
 from tests.helpers import configure
 

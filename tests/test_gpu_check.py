@@ -25,6 +25,7 @@ TRAIN_KEYS = {"s_per_step", "images_per_s", "peak_cuda_mib", "flops_per_step", "
               "size", "torch", "cuda", "device_name", "machine"}
 
 
+@pytest.mark.slow
 def test_dry_run_runs_every_part_and_reports_every_figure(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), str(tmp_path / "out"), "--dry-run"],

@@ -99,10 +99,10 @@ def test_end_to_end_json_cache_save_stats_and_npz_reference(tmp_path, sample_dir
     assert again["protocol"]["reference"]["kind"] == "precomputed statistics"
 
 
-def _damsm_files(tmp_path: Path, n_words: int) -> Path:
+def _damsm_files(tmp_path: Path, n_words: int, rnn_type: str = "LSTM") -> Path:
     from DAMSM import CNN_ENCODER, RNN_ENCODER
     torch.manual_seed(0)
-    torch.save(RNN_ENCODER(n_words, nhidden=256).state_dict(), tmp_path / "text_encoder7.pth")
+    torch.save(RNN_ENCODER(n_words, nhidden=256, rnn_type=rnn_type).state_dict(), tmp_path / "text_encoder7.pth")
     torch.save(CNN_ENCODER(256, pretrained=False).state_dict(), tmp_path / "image_encoder7.pth")
     vocab = {i: f"w{i}" for i in range(n_words)}
     with open(tmp_path / "captions.pickle", "wb") as f:
@@ -128,6 +128,18 @@ def test_r_precision_classifier_is_and_lpips_end_to_end(tmp_path, sample_dir, fa
     assert c["classes"] == 3 and 1.0 <= c["mean"] <= 3.0
     d = result["lpips_diversity"]
     assert d["pairs"] == N_IMAGES // 2 and d["captions"] == N_IMAGES // 2 and d["mean"] > 0
+
+
+def test_r_precision_loads_a_gru_text_encoder_as_the_config_says(tmp_path, sample_dir, fast_inception):
+    text_encoder = _damsm_files(tmp_path, n_words=12, rnn_type="GRU")
+    config = tmp_path / "gru.yml"
+    config.write_text(f"RNN_TYPE: GRU\nTEXT: {{DAMSM_NAME: '{text_encoder}'}}\n")
+    out = tmp_path / "gru.json"
+    assert _run("--image_dir", str(sample_dir), "--splits", "2", "--r_precision", "--cfg", str(config),
+                "--captions_pickle", str(tmp_path / "captions.pickle"), "--out", str(out),
+                make_inception=fast_inception) == 0
+    r = json.loads(out.read_text())["r_precision"]
+    assert 0.0 <= r["mean"] <= 1.0 and r["images"] == N_IMAGES and r["text_encoder"] == str(text_encoder)
 
 
 def _bad(tmp_path: Path, case: str) -> list[str]:
@@ -196,6 +208,7 @@ def test_missing_weights_error_names_file_url_and_place(tmp_path, capsys, monkey
     assert str(tmp_path / "hub" / "checkpoints") in err and "--weights" in err
 
 
+@pytest.mark.slow
 def test_command_line_entry_point_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "IS.py", "--image_dir", str(tmp_path / "none")], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)

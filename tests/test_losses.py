@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from miscc.losses import (DAMSM_loss, DAMSMSmoothing, cosine_similarity, d_hinge_fake, d_hinge_real,
+from miscc.train.losses import (DAMSM_loss, DAMSMSmoothing, cosine_similarity, d_hinge_fake, d_hinge_real,
                           func_attention, g_hinge, ma_gp, sent_loss, words_loss)
 
 G1, G2, G3 = 5.0, 5.0, 10.0

@@ -1,4 +1,4 @@
-"""tools/make_birds.py (the synthetic CUB-like set), its captions, and tools/colour_score.py."""
+"""tools/birds/make_birds.py (the synthetic CUB-like set), its captions, and the colour scorer (miscc/metrics/colour.py)."""
 from __future__ import annotations
 
 import json
@@ -16,11 +16,11 @@ from PIL import Image
 from datasets import TextDataset, build_transform, tokenize
 from miscc.errors import SSAGANError
 from tests.conftest import TINY_BIRDS
-from tools import bird_geometry as geo
-from tools.colour_score import (NAMES, PALETTE, SCORED_PARTS, accuracy, body_colour_accuracy,
+from miscc.metrics import bird_geometry as geo
+from miscc.metrics.colour import (NAMES, PALETTE, SCORED_PARTS, accuracy, body_colour_accuracy,
                                 candidate_colours, chance_level, from_tanh, is_muted, load_attributes,
                                 nearest_colour_name, score_parts, shuffled_baseline)
-from tools.make_birds import DEFAULT_BODY_COLOURS, make_birds
+from tools.birds.make_birds import DEFAULT_BODY_COLOURS, make_birds
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES = REPO / "tests" / "data" / "cub_style_sentences.txt"
@@ -210,7 +210,7 @@ def test_attribute_files_describe_every_image(synthetic_birds):
 
 def test_command_line(tmp_path):
     out = tmp_path / "birds_cli"
-    run = subprocess.run([sys.executable, "-m", "tools.make_birds", str(out), "--classes", "2",
+    run = subprocess.run([sys.executable, "-m", "tools.birds.make_birds", str(out), "--classes", "2",
                           "--per-class", "1", "--size", "48", "40", "--body-colours", "grey", "buff"],
                          cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
@@ -219,7 +219,7 @@ def test_command_line(tmp_path):
     assert {a["body_colour"] for a in load_attributes(out, "train").values()} <= {"grey", "buff"}
     for argv, message in ((["--classes", "1"], "--classes must be >= 2"),
                           (["--body-colours", "teal"], "--body-colours teal: give distinct names")):
-        bad = subprocess.run([sys.executable, "-m", "tools.make_birds", str(out), *argv],
+        bad = subprocess.run([sys.executable, "-m", "tools.birds.make_birds", str(out), *argv],
                              cwd=REPO, capture_output=True, text=True)
         assert bad.returncode == 2 and message in bad.stderr
 

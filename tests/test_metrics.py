@@ -23,7 +23,7 @@ from miscc.metrics.reference import ReferenceStats, reference_stats
 from miscc.metrics.rprecision import DamsmEncoders, caption_group, encode_sentences, r_precision
 from miscc.metrics.stats import (RunningMoments, compute_stats, fid_from_stats, inception_score, load_stats,
                                  save_stats, trace_sqrt_product)
-from miscc.sample_protocol import SAMPLES_FILE, SampleRecord, image_file, images_to_uint8, write_records
+from miscc.sample.protocol import SAMPLES_FILE, SampleRecord, image_file, images_to_uint8, write_records
 
 
 def _stats(rng: np.random.Generator, n: int, d: int, offset: float = 0.0):
@@ -359,6 +359,7 @@ def _tanh_images(seed: int, n: int = 6, size: int = 16) -> torch.Tensor:
     return torch.tanh(2 * torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed)))
 
 
+@pytest.mark.slow
 def test_registry_gives_the_numbers_of_the_png_files_for_images_generated_in_memory(tmp_path, random_inception):
     """A training loop's GeneratedImages give exactly what IS.py computes on the sampler's files."""
     from torchvision.models import Inception3

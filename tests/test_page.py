@@ -1,4 +1,4 @@
-"""The interactive page without a browser: PageModel and the HTTP API of miscc/page_server.py."""
+"""The interactive page without a browser: PageModel and the HTTP API of miscc/page/server.py."""
 from __future__ import annotations
 
 import base64
@@ -15,9 +15,9 @@ from PIL import Image
 
 import app
 from miscc.config import cfg
-from miscc.page import PageModel
-from miscc.page_server import STATIC_DIR, PageServer
-from miscc.sampler import sample
+from miscc.page.model import PageModel
+from miscc.page.server import STATIC_DIR, PageServer
+from miscc.sample.sampler import sample
 from tests.test_sampler import SIZE, models, setup  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from miscc.page import PageModel
-from miscc.page_server import PageServer
+from miscc.page.model import PageModel
+from miscc.page.server import PageServer
 from tests.test_sampler import SIZE, models, setup  # noqa: F401 (fixtures)
-from tools.page_screenshot import chromium_driver, missing_browser_reason, wait_idle
+from tests.browser import chromium_driver, missing_browser_reason, wait_idle
 
-pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread"),
               pytest.mark.skipif(missing_browser_reason() is not None,
                                  reason=f"browser test skipped: {missing_browser_reason()}")]
 

@@ -15,13 +15,14 @@ import yaml
 
 import IS
 from DAMSM import RNN_ENCODER
-from miscc import run_layout
-from miscc.checkpoint import save_released
+from miscc.run import layout as run_layout
+from miscc.run.checkpoint import save_released
 from miscc.config import cfg, cfg_from_list
-from miscc.damsm_trainer import main as damsm_main
+from DAMSM import cli_main as damsm_main
 from miscc.errors import SSAGANError
-from miscc.sample_protocol import DONE_FILE, PLAN_FILE
-from miscc.trainer import GANTrainer, cli_main
+from miscc.sample.protocol import DONE_FILE, PLAN_FILE
+from main import cli_main
+from miscc.train.gan import GANTrainer
 from model import NetD, NetG
 from tests.helpers import configure, permute_vocabulary, write_sample_folder
 
@@ -47,6 +48,7 @@ def _exit_message(capsys, fn, *args) -> str:
 
 # --- the run folder -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_new_run_over_an_existing_one_is_refused_and_start_over_moves_it_aside(
         tmp_path, synthetic_birds, damsm_files, capsys):
     cli_main("main", _cli_args(tmp_path, synthetic_birds, damsm_files))
@@ -64,6 +66,7 @@ def test_a_new_run_over_an_existing_one_is_refused_and_start_over_moves_it_aside
     assert (run / "models" / "latest.pth").is_file()
 
 
+@pytest.mark.slow
 def test_a_start_whose_files_fail_to_load_leaves_every_folder_as_it_was(
         tmp_path, synthetic_birds, damsm_files, capsys):
     cli_main("main", _cli_args(tmp_path, synthetic_birds, damsm_files))
@@ -79,6 +82,7 @@ def test_a_start_whose_files_fail_to_load_leaves_every_folder_as_it_was(
     assert {p: (p.read_bytes() if p.is_file() else None) for p in out.rglob("*")} == before
 
 
+@pytest.mark.slow
 def test_a_folder_with_snapshots_but_no_training_state_is_not_sent_to_resume(
         tmp_path, synthetic_birds, damsm_files, capsys):
     """A run killed while writing its first latest.pth: --resume cannot continue it, so the advice is
@@ -102,11 +106,12 @@ def test_an_output_dir_that_is_a_file_is_refused(tmp_path, synthetic_birds, dams
     assert f"{tmp_path / 'out'} is a file" in err and (tmp_path / "out").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_two_start_overs_within_one_second_keep_both_old_runs(tmp_path, synthetic_birds, damsm_files,
                                                               monkeypatch):
     import datetime
     from types import SimpleNamespace
-    from miscc import train_loop
+    from miscc.train import loop as train_loop
     frozen = datetime.datetime(2025, 1, 2, 3, 4, 5)
     monkeypatch.setattr(train_loop, "datetime", SimpleNamespace(datetime=SimpleNamespace(now=lambda: frozen)))
     for _ in range(3):
@@ -127,6 +132,7 @@ def test_damsm_pretraining_refuses_to_overwrite_its_run_too(tmp_path, synthetic_
     assert (tmp_path / "damsm" / "models" / "latest_damsm.pth").read_bytes() == state
 
 
+@pytest.mark.slow
 def test_temp_files_of_a_killed_write_are_removed_by_the_next_run(tmp_path, synthetic_birds, damsm_files):
     configure(tmp_path, synthetic_birds, damsm_files)
     GANTrainer("main").train()
@@ -147,6 +153,7 @@ def _trained(tmp_path, synthetic_birds, damsm_files, **extra):
 
 @pytest.mark.parametrize("key,value", [("TRAIN.NF", "8"), ("TREE.BASE_SIZE", "128"),
                                        ("TRAIN.DAMSM_INPUT_SIZE", "80")])
+@pytest.mark.slow
 def test_resume_refuses_a_change_of_what_defines_the_run(tmp_path, synthetic_birds, damsm_files, key, value):
     _trained(tmp_path, synthetic_birds, damsm_files)
     saved = str(cfg_value(key))
@@ -162,6 +169,7 @@ def cfg_value(key):
     return node
 
 
+@pytest.mark.slow
 def test_resume_applies_new_learning_rates_and_batch_size_and_records_them(tmp_path, synthetic_birds, damsm_files):
     _trained(tmp_path, synthetic_birds, damsm_files)
     cfg_from_list(["TRAIN.GENERATOR_LR", "0.0005", "TRAIN.BATCH_SIZE", "4"])
@@ -177,6 +185,7 @@ def test_resume_applies_new_learning_rates_and_batch_size_and_records_them(tmp_p
     assert yaml.safe_load((tmp_path / "output" / "tiny" / "config.yaml").read_text())["TRAIN"]["BATCH_SIZE"] == 4
 
 
+@pytest.mark.slow
 def test_resume_applies_a_new_gate_learning_rate_to_the_gates_only(tmp_path, synthetic_birds, damsm_files):
     _trained(tmp_path, synthetic_birds, damsm_files, **{"TRAIN.GENERATOR_GATE_LR": 0.01})
     cfg_from_list(["TRAIN.GENERATOR_GATE_LR", "0.02"])
@@ -186,6 +195,7 @@ def test_resume_applies_a_new_gate_learning_rate_to_the_gates_only(tmp_path, syn
     assert len(trainer.optD.param_groups) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("saved,now", [(0.01, 0.0), (0.0, 0.01)])
 def test_resume_refuses_to_switch_a_gate_learning_rate_on_or_off(tmp_path, synthetic_birds, damsm_files, saved, now):
     """On/off changes the optimiser's parameter groups, so the saved Adam state no longer fits."""
@@ -195,6 +205,7 @@ def test_resume_refuses_to_switch_a_gate_learning_rate_on_or_off(tmp_path, synth
         GANTrainer("main").train()
 
 
+@pytest.mark.slow
 def test_a_resume_with_loader_workers_reproduces_the_uninterrupted_run(tmp_path, synthetic_birds, damsm_files):
     """Workers draw the crops and flips; their seeds must come from the restored random state, so each
     epoch gets fresh workers (persistent ones would carry the uninterrupted run's streams over)."""
@@ -210,6 +221,7 @@ def test_a_resume_with_loader_workers_reproduces_the_uninterrupted_run(tmp_path,
         assert torch.equal(a, b), k
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_says_there_is_nothing_to_do(tmp_path, synthetic_birds, damsm_files, capsys):
     _trained(tmp_path, synthetic_birds, damsm_files)
     cfg_from_list(["TRAIN.MAX_EPOCH", "1"])
@@ -222,6 +234,7 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_do(tmp_path, synthetic
 
 # --- vocabulary identity --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_training_state_is_refused_under_a_renumbered_vocabulary(tmp_path, synthetic_birds, damsm_files):
     data = tmp_path / "birds"
     shutil.copytree(synthetic_birds, data)
@@ -231,6 +244,7 @@ def test_a_training_state_is_refused_under_a_renumbered_vocabulary(tmp_path, syn
         GANTrainer("main").train()
 
 
+@pytest.mark.slow
 def test_a_text_encoder_written_here_is_refused_under_a_renumbered_vocabulary(tmp_path, synthetic_birds):
     data = tmp_path / "birds"
     shutil.copytree(synthetic_birds, data)
@@ -288,6 +302,7 @@ def test_an_explicit_gpu_without_cuda_is_refused(tmp_path, synthetic_birds, dams
     assert "--gpu 0: CUDA is not available" in err and "--gpu -1" in err
 
 
+@pytest.mark.slow
 def test_sampling_into_a_file_is_refused(tmp_path, synthetic_birds, damsm_files, capsys):
     cli_main("main", _cli_args(tmp_path, synthetic_birds, damsm_files))
     target = tmp_path / "a_file"
@@ -323,6 +338,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["latest.pth"]  # no temp file left
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_sampling_leaves_a_folder_that_is_known_incomplete(
         tmp_path, synthetic_birds, damsm_files, capsys, monkeypatch):
     cli_main("main", _cli_args(tmp_path, synthetic_birds, damsm_files))
@@ -361,7 +377,7 @@ def test_a_data_error_in_a_loader_worker_reads_like_one_without_workers(tmp_path
 # --- explaining what was loaded -------------------------------------------------------------------
 
 def test_a_checkpoint_mismatch_starts_with_its_likely_cause(tmp_path):
-    from miscc.checkpoint import load_checkpoint
+    from miscc.run.checkpoint import load_checkpoint
     save_released(NetD(4, imsize=64), tmp_path / "netD_001.pth", prefix="module.")
     with pytest.raises(SSAGANError, match=r"^This looks like a discriminator \(netD\) file"):
         load_checkpoint(NetG(4, 100, imsize=64), tmp_path / "netD_001.pth")
@@ -389,6 +405,7 @@ def test_released_netd_is_found_beside_netg_whatever_the_folder_names(tmp_path, 
     assert trainer.start_epoch == 8
 
 
+@pytest.mark.slow
 def test_finetune_from_a_main_generator_says_where_the_encoders_come_from(tmp_path, synthetic_birds, damsm_files,
                                                                          capsys):
     configure(tmp_path / "a", synthetic_birds, damsm_files)
@@ -410,7 +427,7 @@ def test_the_start_line_names_device_data_vocabulary_and_start(tmp_path, synthet
 
 
 def test_progress_in_a_log_file_is_whole_lines(capsys, monkeypatch):
-    from miscc import progress
+    from miscc.run import progress
     monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
     for _ in progress.progress(range(3), "steps", "log"):
         pass
@@ -419,10 +436,10 @@ def test_progress_in_a_log_file_is_whole_lines(capsys, monkeypatch):
     assert [line.split(" (")[0] for line in lines if line] == ["steps: 1/3", "steps: 2/3", "steps: 3/3"]
 
 
-# --- the fault probe's verdicts (bench/fault_probe.py) ----------------------------------------------
+# --- the fault probe's verdicts (bench/faults/fault_probe.py) ----------------------------------------------
 
 def test_the_fault_probe_calls_only_a_refusal_that_changed_nothing_clear(tmp_path):
-    from bench.fault_probe import changes, classify, fingerprint
+    from bench.faults.fault_probe import changes, classify, fingerprint
     run = tmp_path / "run"
     (run / "models").mkdir(parents=True)
     (run / "models" / "latest.pth").write_bytes(b"state")

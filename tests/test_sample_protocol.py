@@ -1,4 +1,4 @@
-"""miscc/sample_protocol.py: the samples.jsonl record, its reader, and the pixel conversion are a frozen format."""
+"""miscc/sample/protocol.py: the samples.jsonl record, its reader, and the pixel conversion are a frozen format."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from miscc.errors import SSAGANError
-from miscc.sample_protocol import (SAMPLES_FILE, SampleRecord, image_file, images_to_uint8, mask_file, read_samples,
+from miscc.sample.protocol import (SAMPLES_FILE, SampleRecord, image_file, images_to_uint8, mask_file, read_samples,
                                    write_records)
 
 

@@ -12,11 +12,11 @@ from PIL import Image
 
 from DAMSM import RNN_ENCODER
 from datasets import TextDataset
-from miscc.checkpoint import save_released
+from miscc.run.checkpoint import save_released
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from miscc.sample_protocol import DONE_FILE, GRID_FILE
-from miscc.sampler import PngWriter, sample
+from miscc.sample.protocol import DONE_FILE, GRID_FILE
+from miscc.sample.sampler import PngWriter, sample
 from model import NetG
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

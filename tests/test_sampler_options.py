@@ -10,9 +10,9 @@ from PIL import Image
 
 from miscc.config import cfg
 from miscc.errors import SSAGANError
-from miscc.sampler import DONE_FILE, GRID_FILE, STAGE_DIR, sample
-from miscc.trainer import cli_main
-from miscc.user_captions import UserCaptionWarning, read_caption
+from miscc.sample.sampler import DONE_FILE, GRID_FILE, STAGE_DIR, sample
+from main import cli_main
+from miscc.text.user_captions import UserCaptionWarning, read_caption
 from tests.test_sampler import SIZE, models, records, setup  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -172,7 +172,7 @@ def test_same_noise_gives_identical_sentences_identical_images(setup):
 
 def test_command_line_flags_reach_the_sampler(setup, monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr("miscc.sampler.sample", lambda **kwargs: seen.update(kwargs) or tmp_path)
+    monkeypatch.setattr("miscc.sample.sampler.sample", lambda **kwargs: seen.update(kwargs) or tmp_path)
     cli_main("main", ["--cfg", "cfg/demo.yml", "--gpu", "-1", "--captions", "c.txt", "--unknown", "error",
                       "--masks", "all", "--same_noise", "--per_caption", "2"])
     assert (seen["unknown"], seen["masks"], seen["same_noise"], seen["per_caption"]) == ("error", "all", True, 2)

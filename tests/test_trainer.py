@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from DAMSM import RNN_ENCODER
-from miscc.checkpoint import save_released
+from miscc.run.checkpoint import save_released
 from miscc.config import cfg, cfg_from_list
 from miscc.errors import SSAGANError
-from miscc.trainer import GANTrainer, cli_main
-from miscc.seeding import seed_everything
+from main import cli_main
+from miscc.train.gan import GANTrainer
+from miscc.run.seeding import seed_everything
 from tests.helpers import changed, configure, snapshot
 
 
@@ -53,6 +54,7 @@ def test_finetune_epoch_updates_encoders_but_not_the_inception_trunk(tmp_path, s
         assert (out / "models" / name).is_file()
 
 
+@pytest.mark.slow
 def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path, synthetic_birds, damsm_files):
     configure(tmp_path / "straight", synthetic_birds, damsm_files, **{"TRAIN.MAX_EPOCH": 2})
     straight = GANTrainer("main")
@@ -77,6 +79,7 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path, synthetic_bi
         assert torch.allclose(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"], atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_released_netg_resumes_with_epoch_from_its_name(tmp_path, synthetic_birds, damsm_files):
     configure(tmp_path / "a", synthetic_birds, damsm_files)
     GANTrainer("main").train()
@@ -98,6 +101,7 @@ def test_resume_without_anything_to_resume_is_a_clear_error(tmp_path, synthetic_
         GANTrainer("main").restore()
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_state_of_the_other_mode(tmp_path, synthetic_birds, damsm_files):
     configure(tmp_path, synthetic_birds, damsm_files)
     GANTrainer("main").train()

@@ -1,4 +1,4 @@
-"""In-training evaluation (miscc/training_eval.py): the fixed set, metrics.jsonl, the best epoch, resume,
+"""In-training evaluation (miscc/watch/evaluation.py): the fixed set, metrics.jsonl, the best epoch, resume,
 offline behaviour, and a 2-process torchrun run that must give the single-process values.
 
 The data set has two test species (8 images, 80 captions) so that R-precision has mismatched
@@ -18,19 +18,19 @@ import pytest
 import torch
 
 import IS
-import miscc.training_eval as te
+import miscc.watch.evaluation as te
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset, build_transform
-from miscc.checkpoint import load_checkpoint, save_released
+from miscc.run.checkpoint import load_checkpoint, save_released
 from miscc.config import cfg_from_list
 from miscc.errors import SSAGANError
-from miscc.eval_set import EvalSet, draw_eval_set, load_or_draw
-from miscc.factory import build_dataset, build_generator
-from miscc.run_layout import RunLayout
-from miscc.sampler import dataset_caption_jobs, generate, load_models
-from miscc.trainer import GANTrainer
+from miscc.watch.eval_set import EvalSet, draw_eval_set, load_or_draw
+from miscc.config.factory import build_dataset, build_generator
+from miscc.run.layout import RunLayout
+from miscc.sample.sampler import dataset_caption_jobs, generate, load_models
+from miscc.train.gan import GANTrainer
 from tests.helpers import configure
-from tools.make_birds import make_birds
+from tools.birds.make_birds import make_birds
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def birds8(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     """FID reference statistics cached in the test's folder, not in ~/.cache."""
-    monkeypatch.setattr("miscc.trainer.DEFAULT_CACHE_DIR", tmp_path / "fid_cache")
+    monkeypatch.setattr("miscc.train.gan.DEFAULT_CACHE_DIR", tmp_path / "fid_cache")
     return tmp_path / "fid_cache"
 
 
@@ -152,6 +152,7 @@ def test_settings_refuse_what_would_fail_at_the_first_evaluation(tmp_path):
 
 # --- a run with evaluation --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_every_epoch_is_evaluated_and_fid_equals_is_py_on_the_sampled_pngs(tmp_path, birds8, cache):
     data, damsm = birds8
     run = _run(tmp_path, birds8, **{"TRAIN.EVAL_INTERVAL": 1, "TRAIN.MAX_EPOCH": 2, "EVAL.FID_NUM_IMAGES": 20,
@@ -181,11 +182,13 @@ def test_every_epoch_is_evaluated_and_fid_equals_is_py_on_the_sampled_pngs(tmp_p
     (samples / "DONE.json").write_text("{}")  # generate() is the sampler's loop; sample() writes this last
     assert IS.main(["--image_dir", str(samples), "--weights", "random", "--fid_ref", str(data), "--no_cache",
                     "--splits", "10", "--workers", "0", "--device", "cpu", "--r_precision", "--text_encoder",
-                    str(damsm), "--captions_pickle", str(data / "captions.pickle")]) == 0
+                    str(damsm), "--captions_pickle", str(data / "captions.pickle"), "--colour_accuracy",
+                    str(data)]) == 0
     on_files = json.loads((samples / "metrics.json").read_text())
     assert abs(on_files["fid"] - line["fid"]) <= 1e-4 * max(1.0, abs(line["fid"]))
     assert abs(on_files["inception_score"]["mean"] - line["inception_score"]["mean"]) <= 1e-4
     assert on_files["r_precision"]["mean"] == line["r_precision"]["mean"]
+    assert on_files["colour_accuracy"] == line["colour_accuracy"]
 
     # The best epoch: a released-format generator that loads strictly, and its record.
     best = json.loads((run / "best.json").read_text())
@@ -197,6 +200,7 @@ def test_every_epoch_is_evaluated_and_fid_equals_is_py_on_the_sampled_pngs(tmp_p
     assert all(torch.equal(kept[k], snapshot[k]) for k in snapshot)
 
 
+@pytest.mark.slow
 def test_epoch_grids_use_the_saved_display_set_and_evaluation_off_writes_no_metrics(tmp_path, birds8,
                                                                                     monkeypatch):
     seen = []
@@ -225,6 +229,7 @@ def test_epoch_grids_use_the_saved_display_set_and_evaluation_off_writes_no_metr
     assert not [tag for tag in _scalars(run) if tag.startswith("eval/")]
 
 
+@pytest.mark.slow
 def test_evaluating_changes_nothing_training_computes(tmp_path, birds8):
     weights = []
     for name, interval in (("off", 0), ("on", 1)):
@@ -240,6 +245,7 @@ def test_evaluating_changes_nothing_training_computes(tmp_path, birds8):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill", ["during_evaluation", "after_evaluation", "before_best_files"])
 def test_a_kill_around_an_evaluation_then_resume_logs_every_epoch_once(tmp_path, birds8, monkeypatch, kill):
     opts = {"TRAIN.EVAL_INTERVAL": 1, "TRAIN.MAX_EPOCH": 3, "EVAL.FID_NUM_IMAGES": 20,
@@ -301,6 +307,7 @@ def test_without_inception_weights_training_continues_with_the_metrics_that_need
 
 # --- two processes -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_torchrun_two_processes_give_the_single_process_values(tmp_path, birds8):
     data, damsm = birds8
     opts = {"OUTPUT_DIR": str(tmp_path / "output"), "CONFIG_NAME": "ddp", "TEXT.DAMSM_NAME": str(damsm),
@@ -324,7 +331,7 @@ def test_torchrun_two_processes_give_the_single_process_values(tmp_path, birds8)
     netG, text_encoder = load_models(run / "models" / "netG_001.pth", damsm, dataset, torch.device("cpu"))
     image_encoder = load_checkpoint(CNN_ENCODER(256, pretrained=False, input_size=75), damsm.parent /
                                     "image_encoder200.pth")
-    from miscc.trainer import eval_settings
+    from miscc.train.gan import eval_settings
     settings = te.EvalSettings(**{**eval_settings().__dict__, "cache_dir": tmp_path / "cache"})
     layout = RunLayout(tmp_path / "single")
     layout.root.mkdir()

@@ -10,15 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence as torch_kl
 
-from miscc import trainer as trainer_module
-from miscc.checkpoint import load_checkpoint, load_into, save_released
+from miscc.train import gan as trainer_module
+from miscc.run.checkpoint import load_checkpoint, load_into, save_released
 from miscc.config import cfg, cfg_from_file, cfg_from_list, reset_cfg
 from miscc.errors import SSAGANError
-from miscc.losses import kl_divergence
-from miscc.sampler import DONE_FILE, sample
-from miscc.trainer import GANTrainer
-from miscc.factory import build_generator, build_image_encoder
-from miscc.trainer import update_ema
+from miscc.train.losses import kl_divergence
+from miscc.sample.sampler import DONE_FILE, sample
+from miscc.train.gan import GANTrainer
+from miscc.config.factory import build_generator, build_image_encoder
+from miscc.train.gan import update_ema
 from model import ConditioningAugmentation, NetG, TextAffine
 from tests.helpers import reference_state_dict, state_dict_rows
 from tests.helpers import configure

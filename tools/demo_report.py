@@ -17,7 +17,7 @@ captions, per pixel and on an 8 x 8 grid, next to the same measures on real test
 between species). ``results_grid.png``: one row per body colour, real test crops then generated
 birds whose caption names that colour. ``results_swap.png``: one row per swap caption, its 4
 samples. The expected colours of a sample are the ground truth of the test image its caption
-describes (``attributes_test.json`` written by ``tools.make_birds``).
+describes (``attributes_test.json`` written by ``tools.birds.make_birds``).
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from miscc.errors import SSAGANError
-from miscc.sample_protocol import read_samples
-from tools.colour_score import (NAMES, SCORED_PARTS, accuracy, candidate_colours, chance_level, load_attributes,
+from miscc.sample.protocol import read_samples
+from miscc.metrics.colour import (NAMES, SCORED_PARTS, accuracy, candidate_colours, chance_level, load_attributes,
                                 score_parts, shuffled_baseline)
 
 PARTS = ("body", "head", "wing")

@@ -15,12 +15,15 @@ One module per job:
     rprecision   R-precision with the DAMSM encoders
     classifier   IS with a user-given classifier
     diversity    LPIPS diversity
-    context      EvalContext;  registry: METRICS, MetricSpec, compute_metrics
+    colour       body-colour accuracy of the synthetic birds (bird_geometry: their layout)
+    context      EvalContext;  registry: METRICS, MetricSpec, register, compute_metrics: the one
+                 place a metric is named (IS.py options and report, in-training use, config values)
 
 ``IS.py`` is the command line; docs/EVALUATION.md pins the protocol.
 """
 from miscc.metrics.context import EvalContext
-from miscc.metrics.registry import METRICS, MetricSpec, compute_metrics
+from miscc.metrics.registry import METRICS, MetricSpec, Option, compute_metrics, register, training_metrics
 from miscc.metrics.sources import GeneratedImages, ImageSource
 
-__all__ = ["EvalContext", "METRICS", "MetricSpec", "compute_metrics", "GeneratedImages", "ImageSource"]
+__all__ = ["EvalContext", "METRICS", "MetricSpec", "Option", "compute_metrics", "register", "training_metrics",
+           "GeneratedImages", "ImageSource"]

@@ -28,7 +28,7 @@ class ClassifierIS(nn.Module):
         super().__init__()
         from torchvision.models import Inception3
 
-        from miscc.checkpoint import load_file, load_into
+        from miscc.run.checkpoint import load_file, load_into
 
         state = load_file(path, what="IS classifier")
         if not isinstance(state, dict) or "fc.weight" not in state:

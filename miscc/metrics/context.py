@@ -7,7 +7,7 @@ which is what makes the two give the same numbers for the same images.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -18,8 +18,8 @@ from miscc.metrics.images import ImageSet
 from miscc.metrics.inception import Features, InceptionExtractor, extract_features
 from miscc.metrics.reference import ReferenceStats
 from miscc.metrics.rprecision import DamsmEncoders
-from miscc.metrics.sources import GeneratedImages, ImageSource
-from miscc.sample_protocol import SampleRecord
+from miscc.metrics.sources import GeneratedImages, ImageSource, progress
+from miscc.sample.protocol import SampleRecord
 
 
 @dataclass
@@ -32,10 +32,11 @@ class EvalContext:
     first use and shared by every metric that needs them. Metrics append protocol caveats to
     ``notes``.
 
-    ``inception_features`` / ``damsm_codes``: the Inception features of ``images`` and the DAMSM image
-    codes of the record images, when the caller computed them itself (a training loop that shards
-    the images over processes and gathers the per-image results); the metrics then read these
-    instead of running the networks, and compute exactly what they compute from the images.
+    ``inception_features`` / ``damsm_codes`` / ``image_values``: the Inception features of ``images``,
+    the DAMSM image codes and a metric's own per-image values (by metric name) of the record images,
+    when the caller computed them itself (a training loop that shards the images over processes and
+    gathers the per-image results); the metrics then read these instead of running the networks, and
+    compute exactly what they compute from the images.
     """
     images: Optional[Union[ImageSet, GeneratedImages]] = None
     records: Optional[Sequence[SampleRecord]] = None
@@ -52,6 +53,9 @@ class EvalContext:
     workers: int = 0
     inception_features: Optional[Features] = None
     damsm_codes: Optional[np.ndarray] = None
+    data_dir: Optional[str] = None  # the data set the records' keys come from (e.g. its attributes)
+    image_values: dict[str, torch.Tensor] = field(default_factory=dict)
+    state: dict = field(default_factory=dict)  # what a metric's ``prepare`` loaded, by metric name
     notes: list[str] = field(default_factory=list)
     _features: Optional[Features] = field(default=None, init=False, repr=False)
 
@@ -67,3 +71,16 @@ class EvalContext:
     def paired_images(self) -> ImageSource:
         """The image of each record, in record order."""
         return self.images if self.record_images is None else self.record_images
+
+    def per_image(self, name: str, fn: Callable[[torch.Tensor, Sequence[SampleRecord], "EvalContext"], torch.Tensor]
+                  ) -> torch.Tensor:
+        """``fn``'s float64 value of every record image, in record order: the caller's ``image_values[name]``
+        if given, else ``fn(uint8 batch, the batch's records, self)`` over ``paired_images()``."""
+        if name not in self.image_values:
+            values, start = [], 0
+            for batch in progress(self.paired_images(), self.batch_size, torch.device(self.device), self.workers,
+                                  name):
+                values.append(fn(batch, self.records[start:start + len(batch)], self).double().cpu())
+                start += len(batch)
+            self.image_values[name] = torch.cat(values)
+        return self.image_values[name]

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from miscc.errors import SSAGANError
 from miscc.metrics.inception import RANDOM_WEIGHTS
 from miscc.metrics.sources import batch_loader
-from miscc.sample_protocol import SampleRecord
+from miscc.sample.protocol import SampleRecord
 
 ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_WEIGHTS_URL = "https://download.pytorch.org/models/" + ALEXNET_WEIGHTS_FILE
@@ -45,7 +45,7 @@ def build_lpips(backbone: Optional[str] = None) -> LpipsNet:
         import lpips
     except ImportError as e:
         raise SSAGANError("--lpips needs the lpips package: pip install --no-deps 'lpips>=0.1.4,<0.2'.") from e
-    from miscc.checkpoint import load_file, load_into
+    from miscc.run.checkpoint import load_file, load_into
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lpips passes torchvision's deprecated `pretrained=` argument

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from miscc.errors import SSAGANError
 from miscc.metrics.sources import batch_loader
-from miscc.sample_protocol import IMAGE_DIR, SAMPLES_FILE, SampleRecord, read_samples
+from miscc.sample.protocol import IMAGE_DIR, SAMPLES_FILE, SampleRecord, read_samples
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 

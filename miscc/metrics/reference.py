@@ -17,7 +17,7 @@ from miscc.errors import SSAGANError
 from miscc.metrics.images import cub_image_set, folder_image_set, is_cub_folder
 from miscc.metrics.inception import InceptionExtractor, extract_features, library_version
 from miscc.metrics.stats import load_stats, save_stats
-from miscc.sample_protocol import IMAGE_DIR
+from miscc.sample.protocol import IMAGE_DIR
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("SSAGAN_CACHE_DIR", Path.home() / ".cache" / "ssagan")) / "fid_stats"
 

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from miscc.run.encoders import EncoderSpec, encoder_pair
 from miscc.errors import SSAGANError
 from miscc.metrics.sources import ImageSource, progress
 from miscc.metrics.stats import as_float64, check_splits, split_bounds
-from miscc.sample_protocol import SampleRecord
+from miscc.sample.protocol import SampleRecord
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -93,29 +94,21 @@ class DamsmEncoders:
 
 
 def load_damsm_encoders(text_encoder: str | os.PathLike, image_encoder: Optional[str | os.PathLike] = None,
-                        captions_pickle: Optional[str | os.PathLike] = None, nef: int = 256, *,
-                        input_size: int) -> DamsmEncoders:
+                        captions_pickle: Optional[str | os.PathLike] = None, *, spec: EncoderSpec) -> DamsmEncoders:
     """Text and image DAMSM encoders from their released files.
 
     The vocabulary size comes from the text encoder's embedding matrix; a given ``captions_pickle``
     must agree with it (a different vocabulary would map word ids to the wrong embeddings).
-    ``input_size`` is the image encoder's input resize (TRAIN.DAMSM_INPUT_SIZE): part of what it was
-    trained with. ``image_encoder`` defaults to the file beside ``text_encoder``.
+    ``spec`` is the pair's shape (width, RNN_TYPE, TRAIN.DAMSM_INPUT_SIZE: part of what they were
+    trained with). ``image_encoder`` defaults to the file beside ``text_encoder``.
     """
-    from DAMSM import CNN_ENCODER, RNN_ENCODER
     from datasets import vocabulary_fingerprint
-    from miscc.checkpoint import load_checkpoint, load_text_encoder, text_encoder_rows
-    from miscc.run_layout import image_encoder_beside
 
+    n_words = vocab = None
     if captions_pickle is not None:
         ixtoword = read_vocabulary(captions_pickle)
-        n_words, vocab, pickle_path = len(ixtoword), vocabulary_fingerprint(ixtoword), captions_pickle
-    else:  # no vocabulary to check against: the encoder's own size
-        n_words, vocab, pickle_path = text_encoder_rows(text_encoder), None, "(no captions.pickle given)"
-    text = load_text_encoder(RNN_ENCODER(n_words, nhidden=nef), text_encoder, n_words, pickle_path, vocab)
-    image_path = str(image_encoder) if image_encoder else str(image_encoder_beside(text_encoder))
-    image = CNN_ENCODER(nef, pretrained=False, input_size=input_size)
-    load_checkpoint(image, image_path)
+        n_words, vocab = len(ixtoword), vocabulary_fingerprint(ixtoword)
+    text, image, image_path = encoder_pair(text_encoder, image_encoder, spec, n_words, captions_pickle, vocab)
     return DamsmEncoders(text.eval(), image.eval(), str(text_encoder), image_path)
 
 

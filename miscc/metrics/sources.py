@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from miscc.errors import SSAGANError
-from miscc.sample_protocol import images_to_uint8
+from miscc.sample.protocol import images_to_uint8
 
 
 class ImageSource(Protocol):

@@ -16,7 +16,7 @@ import torch
 from scipy.linalg import lapack
 
 from miscc.errors import SSAGANError
-from miscc.run_layout import atomic_write
+from miscc.run.layout import atomic_write
 
 
 def as_float64(x: Any) -> np.ndarray:
