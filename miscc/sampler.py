@@ -40,6 +40,7 @@ from miscc.errors import SSAGANError
 from miscc.factory import NOISE_DIM, build_dataset, build_generator, build_text_encoder, get_device, run_layout
 from miscc.grid import caption_block, caption_grid
 from miscc.run_layout import atomic_write_json, atomic_write_text, companion, epoch_from_name, newest_snapshot
+from miscc.run_lock import folder_lock
 from miscc.sample_protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, METRICS_JSON, PLAN_FILE, SAMPLES_FILE,
                                    STAGE_DIR, SampleRecord, image_file, images_to_uint8, mask_file, stage_mask_file,
                                    write_records)
@@ -416,26 +417,27 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
                        captions_per_image=dataset.embeddings_num)
 
     out = Path(out_dir) if out_dir else run_layout().samples / default_name
-    if distributed.is_main():
-        _prepare_out_dir(out, masks)
-        atomic_write_json(out / PLAN_FILE, {"count": len(jobs)})
-    distributed.barrier()
-    try:
-        generate(jobs, noise, netG, text_encoder, device, batch_size, out, dataset.ixtoword, masks, extra)
-    except OSError as e:
-        raise SSAGANError(f"writing samples to {out} failed ({e.strerror or e}); the folder is incomplete (no "
-                          f"{DONE_FILE}, so IS.py refuses it). Free disk space and sample again.") from e
-    distributed.barrier()
-    if not distributed.is_main():
+    with folder_lock(out, "sampling"):  # before anything is written: one sampler per folder
+        if distributed.is_main():
+            _prepare_out_dir(out, masks)
+            atomic_write_json(out / PLAN_FILE, {"count": len(jobs)})
+        distributed.barrier()
+        try:
+            generate(jobs, noise, netG, text_encoder, device, batch_size, out, dataset.ixtoword, masks, extra)
+        except OSError as e:
+            raise SSAGANError(f"writing samples to {out} failed ({e.strerror or e}); the folder is incomplete (no "
+                              f"{DONE_FILE}, so IS.py refuses it). Free disk space and sample again.") from e
+        distributed.barrier()
+        if not distributed.is_main():
+            return out
+        if distributed.world_size() > 1:
+            _merge_records(out, distributed.world_size())
+        if captions is not None:
+            blocks = []
+            for c, cap in enumerate(captions):
+                indices = range(c * per_caption, (c + 1) * per_caption)
+                blocks.append(caption_block(cap.marked, [out / image_file(i) for i in indices],
+                                            [_mask_files(out, i, masks, netG.num_blocks) for i in indices], masks))
+            caption_grid(blocks, netG.imsize).save(out / GRID_FILE)
+        atomic_write_json(out / DONE_FILE, {"count": len(jobs), **summary})
         return out
-    if distributed.world_size() > 1:
-        _merge_records(out, distributed.world_size())
-    if captions is not None:
-        blocks = []
-        for c, cap in enumerate(captions):
-            indices = range(c * per_caption, (c + 1) * per_caption)
-            blocks.append(caption_block(cap.marked, [out / image_file(i) for i in indices],
-                                        [_mask_files(out, i, masks, netG.num_blocks) for i in indices], masks))
-        caption_grid(blocks, netG.imsize).save(out / GRID_FILE)
-    atomic_write_json(out / DONE_FILE, {"count": len(jobs), **summary})
-    return out
