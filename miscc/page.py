@@ -155,8 +155,9 @@ class PageModel:
     def respond(self, payload: Mapping[str, Any]) -> dict:
         """POST /api/generate: {captions: [str], n, seed} -> rows of images and masks as PNG data URLs.
 
-        User mistakes (empty caption, no known word, too long, bad n/seed) raise SSAGANError, which
-        the server returns as a message for the page.
+        User mistakes (empty caption, no known word, bad n/seed) raise SSAGANError, which the server
+        returns as a message for the page; a caption over TEXT.WORDS_NUM known words is cut to its first
+        ones and the row lists what was cut (``cut``), as it lists dropped words.
         """
         if not isinstance(payload, Mapping):
             raise SSAGANError("the request body must be a JSON object.")
@@ -174,8 +175,10 @@ class PageModel:
         for c, caption in enumerate(captions):
             own = range(c * n, (c + 1) * n)
             rows.append({
-                "words": [{"word": w, "known": k} for w, k in zip(caption.words, caption.known)],
-                "read_as": caption.read_as, "dropped": caption.dropped, "marked": caption.marked,
+                "words": [{"word": w, "known": k, **({} if r or not k else {"cut": True})}
+                          for w, k, r in zip(caption.words, caption.known, caption.read)],
+                "read_as": caption.read_as, "dropped": caption.dropped, "cut": caption.cut,
+                "limit": caption.limit, "marked": caption.marked,
                 "images": [_png_data_url(result.images[i]) for i in own],
                 "masks": [[_png_data_url(stage[i]) for stage in result.masks] for i in own]})
         return {"rows": rows, "n": n, "seed": seed, "image_size": int(result.images.shape[1]),

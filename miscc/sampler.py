@@ -406,7 +406,9 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
     if captions is not None:
         source = Path(captions_file)
         jobs, noise = user_caption_jobs(captions, per_caption, source.name, cfg.SEED, same_noise)
-        extra = [{"dropped": cap.dropped, "marked": cap.marked} for cap in captions]
+        # "cut" only when words were cut off: the records of every other caption keep their bytes.
+        extra = [{"dropped": cap.dropped, "marked": cap.marked, **({"cut": cap.cut} if cap.cut else {})}
+                 for cap in captions]
         default_name = f"{netg_path.stem}_{mode}_{source.stem}"
         summary.update(protocol="captions", captions_file=os.path.abspath(source), per_caption=per_caption,
                        unknown=unknown, same_noise=same_noise)
