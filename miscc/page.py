@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import threading
 import time
 import uuid
@@ -57,9 +58,10 @@ def _png_data_url(array: np.ndarray) -> str:
 
 
 def _integer(payload: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+    """A JSON integer, or a string of ASCII digits with an optional sign ('--5', '²' and '1e3' are not)."""
     value = payload.get(key, default)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,30}", value.strip()):
+        value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise SSAGANError(f"{key} must be a whole number from {low} to {high}, got {value!r}.")
     return value
