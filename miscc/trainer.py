@@ -25,7 +25,7 @@ import torch
 
 from DAMSM import encode_text
 from datasets import build_transform, prepare_data
-from miscc import distributed
+from miscc import data_identity, distributed
 from miscc.checkpoint import load_checkpoint, load_text_encoder, save_released, variant_mismatch
 from miscc.cli import base_parser, run_main
 from miscc.config import cfg
@@ -238,7 +238,8 @@ class GANTrainer(TrainLoop):
 
     # --- checkpoints ---------------------------------------------------------------------------
     def state_extra(self) -> dict:
-        extra = {"mode": self.mode, "variant": self.variant, "vocab": self.dataset.vocab_fingerprint}
+        extra = {"mode": self.mode, "variant": self.variant, "vocab": self.dataset.vocab_fingerprint,
+                 data_identity.STATE_KEY: self.data_identity()}
         if cfg.TRAIN.AMP == "fp16":  # so that a resume does not restart the loss scales at 2^16
             extra["scalers"] = {name: s.state_dict() for name, s in self.scalers.items()}
         return extra
@@ -251,6 +252,7 @@ class GANTrainer(TrainLoop):
         if saved != self.variant:
             raise variant_mismatch(path, saved, self.variant)
         self.dataset.check_fingerprint(state.get("vocab"), path)
+        data_identity.check_identity(state.get(data_identity.STATE_KEY), self.data_identity(), path)
         for name, key in GATE_LR_KEYS.items():
             saved_groups = len(state.get(f"opt{name}", {}).get("param_groups", [None]))
             if saved_groups != len(self.optimizers[name].param_groups):
@@ -262,6 +264,9 @@ class GANTrainer(TrainLoop):
         for name, scaler_state in state.get("scalers", {}).items():
             if self.scalers[name].is_enabled():
                 self.scalers[name].load_state_dict(scaler_state)
+
+    def data_identity(self) -> dict:
+        return data_identity.split_identity(self.dataset.filenames, self.dataset.data_dir)
 
     def apply_changes(self, changes: dict[str, list]) -> None:
         for name, opt in self.optimizers.items():
