@@ -428,9 +428,23 @@ class GANTrainer(TrainLoop):
                 writer.add_scalar(k, v, epoch)
             say(f"[{epoch}/{cfg.TRAIN.MAX_EPOCH}] " + " ".join(
                 f"{k.split('/')[-1]} {v:.3f}" for k, v in means.items()) + f" ({seconds:.1f}s)")
-        self.watch.end_epoch(epoch, self.last_epoch(), self.step_count, seconds, writer, self.eval_models())
+        try:
+            self.watch.end_epoch(epoch, self.last_epoch(), self.step_count, seconds, writer, self.eval_models())
+        except (SSAGANError, OSError, RuntimeError) as e:  # user input, disk, device (e.g. out of memory)
+            raise self.keep_epoch_after_failed_watch(epoch, e)
         if writer is not None:
             writer.flush()
+
+    def keep_epoch_after_failed_watch(self, epoch: int, error: Exception) -> Exception:
+        """The epoch grid or evaluation of a trained epoch failed: save the epoch first (latest.pth and its
+        snapshots), so the failure costs the evaluation, never the training; return what to raise."""
+        self.save(epoch)
+        kept = (f"epoch {epoch}'s training is saved ({self.latest}): after fixing this, --resume continues at "
+                f"epoch {epoch + 1} (epoch {epoch} keeps no evaluation)")
+        if isinstance(error, SSAGANError):
+            return SSAGANError(f"{error} Nothing is lost: {kept}.")
+        say(f"the epoch grid / evaluation of epoch {epoch} failed; {kept}.")
+        return error
 
     def eval_models(self) -> EvalModels:
         """The generator that is sampled (EMA when on) and the encoders it is conditioned on."""

@@ -32,6 +32,7 @@ from datasets import TextDataset
 from miscc import distributed
 from miscc.errors import SSAGANError
 from miscc.eval_display import epoch_grid, metrics_plot
+from miscc.eval_inputs import check_eval_inputs
 from miscc.eval_set import EvalSet, load_or_draw
 from miscc.metrics import EvalContext, GeneratedImages, compute_metrics
 from miscc.metrics.images import is_cub_folder
@@ -156,6 +157,9 @@ class MetricsHistory:
         self.path = path
         self.best_metric = best_metric
         self.lines: list[dict] = []
+        # The fingerprint of the evaluation set in use: only lines measured on it compete for the best
+        # epoch (values on another set are not comparable). None: every line.
+        self.eval_set: Optional[str] = None
 
     def resume(self, start_epoch: int) -> int:
         """Keep the lines of epochs before ``start_epoch`` (later ones will be evaluated again);
@@ -187,9 +191,15 @@ class MetricsHistory:
     def better(self, a: float, b: float) -> bool:
         return a < b if self.best_metric in LOWER_IS_BETTER else a > b
 
+    def measured_on_other_set(self, line: dict) -> bool:
+        sha = line.get("protocol", {}).get("eval_set", {}).get("sha256")
+        return self.eval_set is not None and sha is not None and sha != self.eval_set
+
     def best(self) -> Optional[dict]:
         best = None
         for line in self.lines:
+            if self.measured_on_other_set(line):
+                continue
             value = line.get("values", {}).get(self.best_metric)
             if value is not None and (best is None or self.better(value, best["values"][self.best_metric])):
                 best = line
@@ -202,6 +212,8 @@ class TrainingWatch:
     def __init__(self, settings: EvalSettings, layout: RunLayout, device: torch.device, image_size: int,
                  test_dataset: Callable[[], TextDataset]) -> None:
         settings.check()
+        check_eval_inputs(settings.interval, settings.metrics, settings.inception_weights, settings.fid_ref,
+                          image_size, RANDOM_WEIGHTS)
         self.settings = settings
         self.layout = layout
         self.device = device
@@ -241,8 +253,15 @@ class TrainingWatch:
         if dropped:
             say(f"{self.layout.metrics}: dropped {dropped} line(s) of epochs >= {start_epoch}, evaluated again "
                 "after the resume")
+        self.history.eval_set = self.eval_set.fingerprint()
         best = self.history.best() if s.best_metric != "none" else None
         recorded = json.loads(self.layout.best.read_text()) if self.layout.best.is_file() else None
+        if recorded is not None and self._recorded_on_other_set(recorded):
+            say(f"note: best-epoch tracking restarts: {self.layout.best} (epoch {recorded.get('epoch')}, "
+                f"{recorded.get('metric')} {recorded.get('value')}) was measured on another evaluation set than "
+                f"{self.layout.eval_set}; the first evaluation on this set replaces it and its netG_best files "
+                "(copy them now to keep them).")
+            return None
         if recorded is not None and recorded.get("metric") != s.best_metric:
             say(f"note: {self.layout.best} keeps the best epoch by {recorded.get('metric')}; EVAL.BEST_METRIC is now "
                 f"{s.best_metric}: it is replaced at the next evaluation that is the best by {s.best_metric}.")
@@ -254,6 +273,11 @@ class TrainingWatch:
         say(f"warning: {self.layout.best} does not name the best epoch of {self.layout.metrics} "
             f"({best['epoch']}); it is rewritten at the next better evaluation.")
         return None
+
+    def _recorded_on_other_set(self, recorded: dict) -> bool:
+        """Whether best.json's epoch was evaluated on another set than the one in use now."""
+        line = next((x for x in self.history.lines if x.get("epoch") == recorded.get("epoch")), None)
+        return line is not None and self.history.measured_on_other_set(line)
 
     def _real_crops(self, jobs: Sequence[Job]) -> Optional[np.ndarray]:
         """The test images the display captions describe, framed as the generator's inputs."""
