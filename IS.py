@@ -29,7 +29,7 @@ from miscc.metrics.inception import INCEPTION_WEIGHTS_FILE, RANDOM_WEIGHTS, Ince
 from miscc.metrics.reference import DEFAULT_CACHE_DIR, reference_stats
 from miscc.metrics.stats import load_stats, save_stats
 from miscc.run.layout import atomic_write_json
-from miscc.sample.protocol import SAMPLES_FILE, check_complete
+from miscc.sample.protocol import SAMPLES_FILE, check_complete, count_images
 
 PAPER = "SSA-GAN paper: CUB IS 5.17 ± 0.08, CUB FID 15.61, COCO FID 19.37 (see docs/EVALUATION.md before comparing)"
 
@@ -106,9 +106,11 @@ def run(args: argparse.Namespace,
     ctx = EvalContext(splits=args.splits, batch_size=args.batch_size, device=args.device, workers=args.workers)
     asked = [METRICS[name] for name in requested_metrics(args)]
     if args.image_dir:
-        ctx.images, ctx.records = open_image_dir(args.image_dir, square=args.image_size)
         if not args.allow_incomplete:
-            check_complete(args.image_dir, len(ctx.images))
+            # Before any image is opened: the last image of a cut run is what would fail to open, and
+            # "interrupted run" is the cause to report, not that image.
+            check_complete(args.image_dir, count_images(args.image_dir))
+        ctx.images, ctx.records = open_image_dir(args.image_dir, square=args.image_size)
         if len(ctx.images) < args.splits:
             raise SSAGANError(f"{args.image_dir} has {len(ctx.images)} images, fewer than "
                               f"--splits {args.splits}.")

@@ -9,7 +9,7 @@ image and its 256x256 mask as PNG, plus one JSON line per image.
     the original ``sampling`` did), so the device idles while PNGs are compressed;
   * pipelined: ``miscc.sample.sampler.generate``: one uint8 conversion per batch, PNGs compressed by
     ``--writers`` threads (PIL releases the GIL in zlib) while the next batch is generated, with
-    zlib's run-length strategy (``miscc.sample.sampler.PNG_SAVE_OPTIONS``: same pixels, about the same size);
+    zlib's run-length strategy (``miscc.sample.png.PNG_SAVE_OPTIONS``: same pixels, about the same size);
   * pipelined, PIL's default zlib settings: the same threads with the baseline's PNG settings, to
     separate what the threads give from what the zlib strategy gives.
 The generator is a random NetG with its residual gates and text modulation opened, so images have
@@ -148,12 +148,12 @@ def main() -> None:
         generate(jobs, noise, netG, text_encoder, device, args.batch, out, ixtoword)
 
     def pipelined_pil_defaults(out: Path) -> None:
-        saved = miscc.sample.sampler.PNG_SAVE_OPTIONS
-        miscc.sample.sampler.PNG_SAVE_OPTIONS = {}
+        saved = miscc.sample.png.PNG_SAVE_OPTIONS
+        miscc.sample.png.PNG_SAVE_OPTIONS = {}
         try:
             pipelined(out)
         finally:
-            miscc.sample.sampler.PNG_SAVE_OPTIONS = saved
+            miscc.sample.png.PNG_SAVE_OPTIONS = saved
 
     impls = {
         "baseline: generate a batch, then PIL-save each image in the loop":

@@ -170,10 +170,14 @@ def test_user_mistakes_are_messages_not_server_errors(server, setup, body, messa
     assert status == 400 and message in answer["error"], answer
 
 
-def test_too_long_caption_and_bad_json_are_messages(server, setup):
-    a = words(setup, 1)[0]
-    status, _, answer = call(server, "/api/generate", {"captions": [" ".join([a] * 19)]})
-    assert status == 400 and "19 words" in answer["error"]
+def test_too_long_caption_is_cut_and_shown_and_bad_json_is_a_message(server, setup):
+    a, b = words(setup, 2)
+    status, _, answer = call(server, "/api/generate", {"captions": [" ".join([a] * 18 + [b, b])], "n": 1})
+    assert status == 200, answer
+    (row,) = answer["rows"]
+    assert row["cut"] == [b, b] and row["limit"] == 18 and row["read_as"] == " ".join([a] * 18)
+    assert [w.get("cut", False) for w in row["words"]] == [False] * 18 + [True, True]
+    assert row["marked"].endswith(f"[{b}] [{b}]")
     status, _, answer = call(server, "/api/generate", raw=b"{not json")
     assert status == 400 and "not JSON" in answer["error"]
 

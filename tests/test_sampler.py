@@ -16,7 +16,8 @@ from miscc.run.checkpoint import save_released
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.sample.protocol import DONE_FILE, GRID_FILE
-from miscc.sample.sampler import PngWriter, sample
+from miscc.sample.png import PngWriter
+from miscc.sample.sampler import sample
 from model import NetG
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -250,12 +251,12 @@ def test_unknown_error_refuses_the_file_listing_unknown_words_with_their_line(se
     assert not (Path(cfg.OUTPUT_DIR) / "run" / "samples").exists()
 
 
-def test_too_long_caption_names_line_length_and_cap(setup):
+def test_too_long_caption_is_refused_under_unknown_error_naming_line_length_and_cap(setup):
     word = setup["dataset"].ixtoword[setup["dataset"].captions[0][0]]
     captions = setup["tmp"] / "long.txt"
     captions.write_text(f"{word}\n{' '.join([word] * 19)}\n")
     with pytest.raises(SSAGANError, match=r"line 2: .*19 words.* 18 \(TEXT.WORDS_NUM\)"):
-        sample(captions_file=str(captions))
+        sample(captions_file=str(captions), unknown="error")
 
 
 def test_empty_captions_file_is_an_error(setup):

@@ -79,10 +79,12 @@ def test_unknown_error_keeps_the_strict_refusal_and_drop_keeps_the_length_check(
         read_caption(f"{a} zqxwv", wordtoix, 18, "error")
     with pytest.raises(SSAGANError, match="contains no words"):
         read_caption("!!!", wordtoix, 18, "error")
-    # Counted after dropping: 18 known words fit, 19 do not, whatever the number of unknown words.
+    # Counted after dropping: 18 known words fit, 19 do not, whatever the number of unknown words;
+    # --unknown error refuses the 19th, drop cuts it (test_a_long_line_is_cut_...).
     assert len(read_caption(" ".join([a] * 18 + ["zqxwv"] * 3), wordtoix, 18).ids) == 18
+    assert read_caption(" ".join([a] * 18 + ["zqxwv"] * 3), wordtoix, 18).cut == []
     with pytest.raises(SSAGANError, match="19 words"):
-        read_caption(" ".join([a] * 19), wordtoix, 18)
+        read_caption(" ".join([a] * 19), wordtoix, 18, "error")
     with pytest.raises(SSAGANError, match="--unknown must be one of"):
         sample(captions_file=str(setup["tmp"] / "x.txt"), unknown="ignore")
     captions = setup["tmp"] / "strict.txt"
@@ -181,3 +183,36 @@ def test_command_line_flags_reach_the_sampler(setup, monkeypatch, tmp_path):
     with pytest.raises(SystemExit):
         cli_main("main", ["--cfg", "cfg/demo.yml", "--sample", "--masks", "every"])
     assert cfg.CONFIG_NAME == "demo"
+
+
+def test_a_long_line_is_cut_to_its_first_known_words_and_what_was_cut_is_shown(setup):
+    """--unknown drop: a line over TEXT.WORDS_NUM known words generates from its first 18; the warning,
+    samples.jsonl and the grid show the words cut off (issue 23: one long line stopped a whole file)."""
+    words = known_words(setup, 21)
+    long_line = " ".join(words[:20] + ["zqxwv"] + words[20:21])  # 21 known words, one unknown
+    captions = setup["tmp"] / "long.txt"
+    captions.write_text(f"{words[0]} {words[1]}\n{long_line}\n")
+    with pytest.warns(UserCaptionWarning) as caught:
+        out = sample(captions_file=str(captions), per_caption=1)
+    messages = [(w.lineno, str(w.message)) for w in caught]
+    assert [line for line, _ in messages] == [2, 2], messages  # dropped zqxwv, then cut 3 words
+    cut = words[18:21]
+    assert "cut 3 word(s) beyond TEXT.WORDS_NUM 18" in messages[1][1] and " ".join(cut) in messages[1][1]
+    recs = records(out)
+    assert [r["key"] for r in recs] == ["long.txt:1", "long.txt:2"]  # every line generated
+    assert "cut" not in recs[0]  # a line that fits keeps the record it had
+    wordtoix = setup["dataset"].wordtoix
+    assert recs[1]["cut"] == cut and recs[1]["dropped"] == ["zqxwv"]
+    assert recs[1]["tokens"] == [wordtoix[w] for w in words[:18]]
+    assert recs[1]["marked"] == " ".join(words[:18] + [f"[{w}]" for w in words[18:20]] + ["[zqxwv]", f"[{words[20]}]"])
+    grid = pixels(out / GRID_FILE)
+    assert text_panel_is_red(grid, 1) and not text_panel_is_red(grid, 0)
+    assert json.loads((out / DONE_FILE).read_text())["count"] == 2
+
+
+def test_unknown_error_still_refuses_a_long_line(setup):
+    words = known_words(setup, 19)
+    captions = setup["tmp"] / "long_strict.txt"
+    captions.write_text(" ".join(words) + "\n")
+    with pytest.raises(SSAGANError, match=r"line 1: .*19 words"):
+        sample(captions_file=str(captions), unknown="error")

@@ -12,7 +12,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,6 +78,11 @@ class Plan:
     watch: list[Path]   # must be byte-identical (or still absent) afterwards
     needle: str         # the error must contain this (the key / file / value named)
     env: dict = field(default_factory=dict)
+    # A case of input that must be *accepted* (e.g. a captions file with one over-long line): clear
+    # when the command exits 0 without a traceback, its output holds ``needle`` and ``check()``
+    # (run afterwards) returns no problem; ``watch`` is not compared.
+    accept: bool = False
+    check: Optional[Callable[[], Optional[str]]] = None
 
 
 @dataclass

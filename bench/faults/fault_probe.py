@@ -13,7 +13,9 @@
     run finished, and the largest difference between the final netG/netD/latest.pth and the straight run.
 (b) Bad inputs. Every case of ``bench/faults/fault_cases*.py`` runs as a real command line. ``clear``: exit
     code 2, exactly one ``error:`` line naming the key/file/value, no traceback, the watched files
-    and folders unchanged. ``bad``: a traceback, exit 0 or a hang. ``weak``: anything between.
+    and folders unchanged. ``bad``: a traceback, exit 0 or a hang. ``weak``: anything between. A case
+    of input that must be *accepted* (``Plan.accept``) is clear on exit 0 with its check passing.
+(c), (d): two starts in one folder, hostile requests to the page (``bench/faults/fault_more.py``).
 
 Every figure is printed; the last line starts with ``summary:``. Exit code 1 if any figure is bad.
 """
@@ -43,6 +45,8 @@ import torch  # noqa: E402
 from bench.common import machine  # noqa: E402
 import bench.faults.fault_cases  # noqa: E402,F401 - registers its cases
 import bench.faults.fault_cases_runs  # noqa: E402,F401 - registers its cases
+import bench.faults.fault_cases_owners  # noqa: E402,F401 - registers its cases
+from bench.faults import fault_more  # noqa: E402
 from bench.faults.fault_fixture import CASES, ROOT, Fixture, Plan  # noqa: E402
 
 TEMP = re.compile(r"^\..*\.tmp$")
@@ -302,6 +306,20 @@ class Verdict:
     seconds: float
 
 
+def classify_accepted(rc: Optional[int], output: str, plan: Plan) -> tuple[str, str]:
+    """A case that must be accepted: clear on exit 0, no traceback, ``needle`` shown and ``check()`` fine."""
+    if rc is None:
+        return "bad", "did not finish (hang)"
+    if "Traceback" in output:
+        return "bad", "traceback"
+    if rc != 0:
+        return "bad", f"refused (exit {rc})"
+    problem = plan.check() if plan.check else None
+    if plan.needle not in output:
+        problem = "; ".join(filter(None, [problem, f"output lacks {plan.needle!r}"]))
+    return ("weak", problem) if problem else ("clear", "")
+
+
 def classify(rc: Optional[int], output: str, needle: str, changed: list[str]) -> tuple[str, str]:
     """('clear' | 'weak' | 'bad', why) for one case, by the rules of the module doc."""
     if rc is None:
@@ -341,7 +359,8 @@ def run_cases(fixture: Fixture, which: str, threads: int, timeout: float, only: 
         except subprocess.TimeoutExpired as e:
             rc, output = None, f"{e.stdout or ''}{e.stderr or ''}"
         seconds = time.monotonic() - start
-        verdict, why = classify(rc, output, plan.needle, changes(before, fingerprint(plan.watch)))
+        verdict, why = classify_accepted(rc, output, plan) if plan.accept else \
+            classify(rc, output, plan.needle, changes(before, fingerprint(plan.watch)))
         errors = [line for line in output.splitlines() if ERROR_LINE.match(line)]
         message = errors[0] if errors else (output.strip().splitlines() or [""])[-1]
         verdicts.append(Verdict(case.name, case.group, verdict, rc, why, message, seconds))
@@ -414,6 +433,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--skip_kills", action="store_true", help="bad inputs only (needs no straight run... "
                    "except for cases that copy it, so it is still trained)")
     p.add_argument("--skip_cases", action="store_true", help="kill and resume only")
+    p.add_argument("--skip_race", action="store_true", help="skip (c), two starts in one folder")
+    p.add_argument("--skip_page", action="store_true", help="skip (d), hostile requests to the page")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the commands (default 1)")
     p.add_argument("--timeout", type=float, default=300, help="seconds before a command counts as hung")
     p.add_argument("--work", default=None, help="work folder (default: a temp folder, removed afterwards)")
@@ -450,6 +471,25 @@ def main(argv: Optional[list[str]] = None) -> int:
                     print(f"  {v.verdict}: {v.name}: {v.why}\n    {v.message[:300]}")
             if counts["weak"] or counts["bad"]:
                 problems.append(f"{counts['weak']} weak / {counts['bad']} bad inputs")
+        race = page = None
+        if not args.skip_race:
+            print("\n(c) two starts of one training in one folder, 1 s apart:", flush=True)
+            race_fixture = Fixture(birds=data, text_encoder=encoder, run=Path(), epochs=args.epochs, dir=work / "race")
+            race = fault_more.two_starts(race_fixture, args.epochs, child_env(args.threads), args.timeout)
+            for key, value in race.items():
+                print(f"  {key}: {value}")
+            problems += race["problems"]
+        if not args.skip_page:
+            print("\n(d) hostile requests to the page (python app.py on the straight run's generator):", flush=True)
+            netg = work / "straight" / "out" / "run" / "models" / f"netG_{args.epochs:03d}.pth"
+            page_fixture = Fixture(birds=data, text_encoder=encoder, run=Path(), epochs=args.epochs, dir=work / "page")
+            page = fault_more.page_requests(page_fixture, netg, child_env(args.threads))
+            for row in page["rows"]:
+                print(f"  {'good' if row['good'] else 'BAD ':4} {row['status']} {row['seconds']:5.1f}s  {row['request']}"
+                      f"  <- {row['answer'][:100]}")
+            print(f"  {sum(r['good'] for r in page['rows'])} of {len(page['rows'])} requests answered 2xx/4xx with one "
+                  f"line" + ("; " + "; ".join(page["problems"]) if page["problems"] else ""))
+            problems += page["problems"]
         minutes = (time.monotonic() - began) / 60
         summary = ("summary: " + (f"{rep.kills} kills ({rep.kills_in_write} inside a write), "
                                   f"{len(rep.corrupt)} corrupt files, {rep.stale_temps_at_end} stale temps, "
@@ -457,12 +497,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                    + (f"{len(verdicts)} bad inputs: {sum(v.verdict == 'clear' for v in verdicts)} clear, "
                       f"{sum(v.verdict == 'weak' for v in verdicts)} weak, "
                       f"{sum(v.verdict == 'bad' for v in verdicts)} bad; " if verdicts else "")
+                   + (f"two starts: {'one refused, folder consistent' if not race['problems'] else 'BAD'}; "
+                      if race else "")
+                   + (f"page: {sum(r['good'] for r in page['rows'])}/{len(page['rows'])} requests 2xx/4xx; "
+                      if page else "")
                    + f"{minutes:.1f} min")
         print(summary)
         if args.json:
             Path(args.json).write_text(json.dumps({
                 "date": stamp, "machine": machine(), "args": vars(args),
                 "kills": rep.__dict__ if rep else None, "cases": [v.__dict__ for v in verdicts],
+                "two_starts": race, "page": page,
                 "problems": problems}, indent=1, default=str))
         return 1 if problems else 0
     finally:

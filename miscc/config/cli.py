@@ -64,9 +64,18 @@ def apply_args(args: argparse.Namespace, entry: str = "gan") -> None:
         flags += ["PROGRESS", args.progress]
     cfg_from_list(flags, source="command-line flag")
     cfg_from_list(args.opts)
+    refuse_contradictions(args)
     if not cfg.TRAIN.FLAG:
         cfg.SEED = 100
     validate_for(entry)
+
+
+def refuse_contradictions(args: argparse.Namespace) -> None:
+    """Flags that ask for opposite things: silently preferring one would do what the user did not ask."""
+    if getattr(args, "start_over", False) and cfg.RESTORE:
+        resume = "--resume" if args.resume else "RESTORE True (in --cfg or --opts)"
+        raise SSAGANError(f"{resume} and --start_over contradict each other: {resume} continues the run in the "
+                          "run folder, --start_over moves that run aside and trains anew. Give one of them.")
 
 
 def run_main(run: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,

@@ -48,11 +48,12 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
     return images
 
 
-def image_size(files: Sequence[Path]) -> tuple[int, int]:
+def image_size(files: Sequence[Path], square: Optional[int] = None) -> tuple[int, int]:
     """(height, width) shared by all ``files``; an error names two files that differ.
 
     Only headers are read. Mixed sizes are refused rather than resized: a resize policy applied
-    behind the user's back would make numbers silently incomparable.
+    behind the user's back would make numbers silently incomparable. ``square``: the --image_size
+    the images will be resized to, named in the refusal (it does not lift it).
     """
     first: Optional[tuple[Path, tuple[int, int]]] = None
     for p in files:
@@ -64,10 +65,14 @@ def image_size(files: Sequence[Path]) -> tuple[int, int]:
         if first is None:
             first = (p, size)
         elif size != first[1]:
+            why = (f"--image_size {square} resizes a folder of one size (the original IS.py's protocol); it "
+                   "does not mix images of several sizes, which would come from different generators or "
+                   "protocols. Evaluate one size at a time." if square else
+                   "Evaluate one size at a time (the generator's output size); only reference sets are resized, "
+                   "with --ref_size.")
             raise SSAGANError(
                 f"images differ in size: {first[0]} is {first[1][0]}x{first[1][1]} but {p} is "
-                f"{size[0]}x{size[1]} (width x height). Evaluate one size at a time (the generator's "
-                "output size); only reference sets are resized, with --ref_size.")
+                f"{size[0]}x{size[1]} (width x height). {why}")
     assert first is not None
     return first[1][1], first[1][0]
 
@@ -152,7 +157,7 @@ def folder_image_set(folder: str | os.PathLike, size: Optional[int] = None,
         shape = (size, size)
         how = f", resized to {int(size * 76 / 64)} (shorter side) and centre-cropped to {size}x{size}"
     else:
-        shape = image_size(files)  # refuses mixed sizes even when they are resized below
+        shape = image_size(files, square)  # refuses mixed sizes even when they are resized below
         how = ""
     if square:
         shape = (square, square)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import threading
 import time
 import uuid
@@ -27,7 +28,8 @@ from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.config.factory import build_dataset, get_device
 from miscc.sample.grid import caption_block, caption_grid
-from miscc.sample.sampler import (PNG_SAVE_OPTIONS, generate_batch, generator_path, load_models, text_encoder_path,
+from miscc.sample.png import PNG_SAVE_OPTIONS
+from miscc.sample.sampler import (generate_batch, generator_path, load_models, text_encoder_path,
                            user_caption_jobs)
 from miscc.text.user_captions import UserCaption, read_caption
 
@@ -57,9 +59,10 @@ def _png_data_url(array: np.ndarray) -> str:
 
 
 def _integer(payload: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+    """A JSON integer, or a string of ASCII digits with an optional sign ('--5', '²' and '1e3' are not)."""
     value = payload.get(key, default)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,30}", value.strip()):
+        value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise SSAGANError(f"{key} must be a whole number from {low} to {high}, got {value!r}.")
     return value
@@ -155,8 +158,9 @@ class PageModel:
     def respond(self, payload: Mapping[str, Any]) -> dict:
         """POST /api/generate: {captions: [str], n, seed} -> rows of images and masks as PNG data URLs.
 
-        User mistakes (empty caption, no known word, too long, bad n/seed) raise SSAGANError, which
-        the server returns as a message for the page.
+        User mistakes (empty caption, no known word, bad n/seed) raise SSAGANError, which the server
+        returns as a message for the page; a caption over TEXT.WORDS_NUM known words is cut to its first
+        ones and the row lists what was cut (``cut``), as it lists dropped words.
         """
         if not isinstance(payload, Mapping):
             raise SSAGANError("the request body must be a JSON object.")
@@ -174,8 +178,10 @@ class PageModel:
         for c, caption in enumerate(captions):
             own = range(c * n, (c + 1) * n)
             rows.append({
-                "words": [{"word": w, "known": k} for w, k in zip(caption.words, caption.known)],
-                "read_as": caption.read_as, "dropped": caption.dropped, "marked": caption.marked,
+                "words": [{"word": w, "known": k, **({} if r or not k else {"cut": True})}
+                          for w, k, r in zip(caption.words, caption.known, caption.read)],
+                "read_as": caption.read_as, "dropped": caption.dropped, "cut": caption.cut,
+                "limit": caption.limit, "marked": caption.marked,
                 "images": [_png_data_url(result.images[i]) for i in own],
                 "masks": [[_png_data_url(stage[i]) for stage in result.masks] for i in own]})
         return {"rows": rows, "n": n, "seed": seed, "image_size": int(result.images.shape[1]),

@@ -152,21 +152,31 @@ class RunLayout:
 
 # --- writing ---------------------------------------------------------------------------------------
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, durable: bool = True,
+                 make_folder: bool = True) -> None:
     """Write through ``write(file)`` to a temp file beside ``path``, fsync, then rename over it.
 
     A crash or a full disk never leaves a torn ``path``: either the old file or the new one exists. A
     failed write removes its temp file and raises one ``SSAGANError`` saying the previous file is intact.
+    ``durable=False`` skips the fsync: the rename still means a killed process never leaves a torn file,
+    only a power cut may (for many small files, e.g. the sampler's PNGs, whose run ends with a fsynced
+    DONE.json). ``make_folder=False``: a missing folder is an error instead of being created.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=TEMP_SUFFIX)
+    if make_folder:
+        os.makedirs(folder, exist_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=TEMP_SUFFIX)
+    except OSError as e:
+        raise SSAGANError(f"could not write {path} ({e.strerror or e}); no file was written. Check that the "
+                          "folder exists and its permissions, and free disk space.") from e
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         _remove_quietly(tmp)

@@ -136,10 +136,17 @@ def read_samples(sample_dir: str | os.PathLike) -> list[SampleRecord]:
     return records
 
 
+def count_images(sample_dir: str | os.PathLike) -> int:
+    """Images in a sampler folder's img/, by name only (temp files of an interrupted write excluded)."""
+    folder = Path(sample_dir) / IMAGE_DIR
+    return sum(1 for p in folder.glob("*.png") if not p.name.startswith(".")) if folder.is_dir() else 0
+
+
 def check_complete(sample_dir: str | os.PathLike, found: int) -> None:
     """Refuse a sampler folder whose run did not finish (no DONE.json): its images are a partial set."""
     folder = Path(sample_dir)
-    if not (folder / SAMPLES_FILE).is_file() or (folder / DONE_FILE).is_file():
+    sampler_folder = (folder / SAMPLES_FILE).is_file() or (folder / PLAN_FILE).is_file()  # PLANNED.json: a
+    if not sampler_folder or (folder / DONE_FILE).is_file():  # torchrun run cut before its records were merged
         return
     planned = "an unknown number of"
     if (folder / PLAN_FILE).is_file():

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import zlib
-from collections import deque
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -40,9 +38,11 @@ from miscc.errors import SSAGANError
 from miscc.config.factory import NOISE_DIM, build_dataset, build_generator, build_text_encoder, get_device, run_layout
 from miscc.sample.grid import caption_block, caption_grid
 from miscc.run.layout import atomic_write_json, atomic_write_text, companion, epoch_from_name, newest_snapshot
+from miscc.run.lock import folder_lock
 from miscc.sample.protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, METRICS_JSON, PLAN_FILE, SAMPLES_FILE,
                                    STAGE_DIR, SampleRecord, image_file, images_to_uint8, mask_file, masks_to_uint8,
                                    stage_mask_file, write_records)
+from miscc.sample.png import PngWriter, save_png_atomic
 from miscc.text.user_captions import UserCaption, check_policy, read_captions_file
 from model import NetG
 
@@ -174,54 +174,6 @@ def user_caption_jobs(captions: Sequence[UserCaption], per_caption: int, source:
 
 
 # --- writing --------------------------------------------------------------------------------------
-
-# zlib's run-length strategy, designed for PNG's filtered rows: the files decode to the same pixels
-# as PIL's default settings, are about as small (20.2 vs 21.5 KiB for a generator's 256 px images,
-# equal for photos) and compress 3-4x faster, which sets the sampler's speed when the generator is fast.
-PNG_SAVE_OPTIONS: dict = {"compress_type": zlib.Z_RLE}
-
-
-def _save_pngs(items: Sequence[tuple[str, np.ndarray]]) -> None:
-    for path, array in items:
-        try:
-            Image.fromarray(array).save(path, **PNG_SAVE_OPTIONS)
-        except OSError as e:
-            raise SSAGANError(f"could not write {path} ({e.strerror or e}); the sample folder is incomplete (it "
-                              f"has no {DONE_FILE}, so IS.py refuses it). Free disk space and sample again.") from e
-
-
-class PngWriter:
-    """Runs ``_save_pngs`` chunks on an executor with at most ``max_pending`` chunks in flight.
-
-    The bound keeps memory flat when the generator outruns the disk; waiting on the oldest chunk also
-    surfaces a failed write at the next submit instead of after the whole run. Threads, not processes
-    (docs/SAMPLING.md has the measurements): PIL releases the GIL while it compresses into a file, so
-    a thread overlaps the generator whenever a core is free, without pickling every image.
-    """
-
-    def __init__(self, executor: Executor, max_pending: int) -> None:
-        self.executor = executor
-        self.max_pending = max_pending
-        self.pending: deque[Future] = deque()
-
-    def submit(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
-        while len(self.pending) >= self.max_pending:
-            self.pending.popleft().result()
-        self.pending.append(self.executor.submit(_save_pngs, items))
-
-    def __enter__(self) -> "PngWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                while self.pending:
-                    self.pending.popleft().result()
-        finally:
-            for f in self.pending:
-                f.cancel()
-            self.executor.shutdown(wait=True)
-
 
 def _writer() -> PngWriter:
     workers = max(1, min(cfg.WORKERS, os.cpu_count() or 1))
@@ -413,7 +365,9 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
     if captions is not None:
         source = Path(captions_file)
         jobs, noise = user_caption_jobs(captions, per_caption, source.name, cfg.SEED, same_noise)
-        extra = [{"dropped": cap.dropped, "marked": cap.marked} for cap in captions]
+        # "cut" only when words were cut off: the records of every other caption keep their bytes.
+        extra = [{"dropped": cap.dropped, "marked": cap.marked, **({"cut": cap.cut} if cap.cut else {})}
+                 for cap in captions]
         default_name = f"{netg_path.stem}_{mode}_{source.stem}"
         summary.update(protocol="captions", captions_file=os.path.abspath(source), per_caption=per_caption,
                        unknown=unknown, same_noise=same_noise)
@@ -424,26 +378,27 @@ def sample(mode: str = "main", captions_file: Optional[str] = None, repeat: int 
                        captions_per_image=dataset.embeddings_num)
 
     out = Path(out_dir) if out_dir else run_layout().samples / default_name
-    if distributed.is_main():
-        _prepare_out_dir(out, masks)
-        atomic_write_json(out / PLAN_FILE, {"count": len(jobs)})
-    distributed.barrier()
-    try:
-        generate(jobs, noise, netG, text_encoder, device, batch_size, out, dataset.ixtoword, masks, extra)
-    except OSError as e:
-        raise SSAGANError(f"writing samples to {out} failed ({e.strerror or e}); the folder is incomplete (no "
-                          f"{DONE_FILE}, so IS.py refuses it). Free disk space and sample again.") from e
-    distributed.barrier()
-    if not distributed.is_main():
+    with folder_lock(out, "sampling"):  # before anything is written: one sampler per folder
+        if distributed.is_main():
+            _prepare_out_dir(out, masks)
+            atomic_write_json(out / PLAN_FILE, {"count": len(jobs)})
+        distributed.barrier()
+        try:
+            generate(jobs, noise, netG, text_encoder, device, batch_size, out, dataset.ixtoword, masks, extra)
+        except OSError as e:
+            raise SSAGANError(f"writing samples to {out} failed ({e.strerror or e}); the folder is incomplete (no "
+                              f"{DONE_FILE}, so IS.py refuses it). Free disk space and sample again.") from e
+        distributed.barrier()
+        if not distributed.is_main():
+            return out
+        if distributed.world_size() > 1:
+            _merge_records(out, distributed.world_size())
+        if captions is not None:
+            blocks = []
+            for c, cap in enumerate(captions):
+                indices = range(c * per_caption, (c + 1) * per_caption)
+                blocks.append(caption_block(cap.marked, [out / image_file(i) for i in indices],
+                                            [_mask_files(out, i, masks, netG.num_blocks) for i in indices], masks))
+            save_png_atomic(out / GRID_FILE, caption_grid(blocks, netG.imsize), options={})  # PIL's defaults, as before
+        atomic_write_json(out / DONE_FILE, {"count": len(jobs), **summary})
         return out
-    if distributed.world_size() > 1:
-        _merge_records(out, distributed.world_size())
-    if captions is not None:
-        blocks = []
-        for c, cap in enumerate(captions):
-            indices = range(c * per_caption, (c + 1) * per_caption)
-            blocks.append(caption_block(cap.marked, [out / image_file(i) for i in indices],
-                                        [_mask_files(out, i, masks, netG.num_blocks) for i in indices], masks))
-        caption_grid(blocks, netG.imsize).save(out / GRID_FILE)
-    atomic_write_json(out / DONE_FILE, {"count": len(jobs), **summary})
-    return out

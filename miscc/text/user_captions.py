@@ -10,8 +10,13 @@ outside the vocabulary cannot be read at all. Two policies:
 * ``error``: any unknown word refuses the whole file, every problem listed with its line (the
   behaviour before issue #14).
 
-A sentence longer than TEXT.WORDS_NUM (counted after dropping) is an error under both policies:
-the encoder would read a random subset of it, which the user should choose instead.
+A sentence longer than TEXT.WORDS_NUM (counted after dropping):
+
+* ``drop``: cut to its first WORDS_NUM known words, with a warning; the words cut off are kept
+  (``UserCaption.cut``) and shown wherever dropped words are (records, grid, page). The first words,
+  not training's random ordered subset: the kept words are a prefix anyone can read off the line,
+  they do not depend on a hidden seed, and captions name the bird and its main parts first.
+* ``error``: refused, as before (the user shortens it).
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ UNKNOWN_POLICIES = ("drop", "error")
 
 
 class UserCaptionWarning(UserWarning):
-    """A captions-file line was changed (words dropped) or skipped under ``--unknown drop``."""
+    """A captions-file line was changed (words dropped or cut off) or skipped under ``--unknown drop``."""
 
 
 class UnreadableCaption(SSAGANError):
@@ -42,6 +47,16 @@ class UserCaption:
     words: tuple[str, ...]
     known: tuple[bool, ...]
     ids: tuple[int, ...]
+    limit: Optional[int] = None  # set when the known words were cut to this many (TEXT.WORDS_NUM)
+
+    @property
+    def read(self) -> tuple[bool, ...]:
+        """Per word: did the text encoder read it (known, and within ``limit`` known words)."""
+        flags, seen = [], 0
+        for k in self.known:
+            seen += k
+            flags.append(bool(k) and (self.limit is None or seen <= self.limit))
+        return tuple(flags)
 
     @property
     def dropped(self) -> list[str]:
@@ -49,14 +64,19 @@ class UserCaption:
         return list(dict.fromkeys(w for w, k in zip(self.words, self.known) if not k))
 
     @property
+    def cut(self) -> list[str]:
+        """The known words left out because the sentence was longer than ``limit``, in order."""
+        return [w for w, k, r in zip(self.words, self.known, self.read) if k and not r]
+
+    @property
     def read_as(self) -> str:
         """The sentence as the text encoder reads it (lower case, known words only)."""
-        return " ".join(w for w, k in zip(self.words, self.known) if k)
+        return " ".join(w for w, r in zip(self.words, self.read) if r)
 
     @property
     def marked(self) -> str:
-        """The sentence with every dropped word in brackets, e.g. 'a [grey] bird'."""
-        return " ".join(w if k else f"[{w}]" for w, k in zip(self.words, self.known))
+        """The sentence with every word not read (unknown or cut off) in brackets, e.g. 'a [grey] bird'."""
+        return " ".join(w if r else f"[{w}]" for w, r in zip(self.words, self.read))
 
 
 def check_policy(unknown: str) -> None:
@@ -68,8 +88,9 @@ def read_caption(text: str, wordtoix: dict[str, int], words_num: int, unknown: s
                  line: int = 0) -> UserCaption:
     """One sentence -> UserCaption; raises UnreadableCaption (drop: no known word) or SSAGANError.
 
-    Under ``error`` the messages are ``datasets.encode_sentence``'s; under ``drop`` a sentence of
-    unknown words only, or of no word at all, is UnreadableCaption naming them with their hints.
+    Under ``error`` the messages are ``datasets.encode_sentence``'s and a sentence longer than
+    ``words_num`` is refused; under ``drop`` a sentence of unknown words only, or of no word at all, is
+    UnreadableCaption naming them with their hints, and a longer one is cut (``cut_to_limit``).
     """
     check_policy(unknown)
     if unknown == "error":
@@ -87,9 +108,25 @@ def read_caption(text: str, wordtoix: dict[str, int], words_num: int, unknown: s
                 f"caption {text!r} has no word the model knows (vocabulary of {len(wordtoix)} words, "
                 f"training captions only): {unknown_words_hint(caption.dropped, wordtoix)}.")
     too_long = caption_too_long(caption.ids, words_num)
-    if too_long:
+    if too_long and unknown == "error":
         raise SSAGANError(too_long)
+    if too_long:
+        caption = cut_to_limit(caption, words_num)
     return caption
+
+
+def cut_to_limit(caption: UserCaption, words_num: int) -> UserCaption:
+    """The caption read as its first ``words_num`` known words (module doc says why the first)."""
+    return UserCaption(caption.line, caption.words, caption.known, caption.ids[:words_num], words_num)
+
+
+def cut_message(caption: UserCaption) -> Optional[str]:
+    """'cut 3 word(s) beyond TEXT.WORDS_NUM 18: ...; the model reads "..."', or None when nothing was cut."""
+    if not caption.cut:
+        return None
+    return (f"cut {len(caption.cut)} word(s) beyond TEXT.WORDS_NUM {caption.limit} (the text encoder reads at "
+            f"most {caption.limit}; the first ones are kept): {' '.join(caption.cut)!r}; the model reads "
+            f"{caption.read_as!r}")
 
 
 def dropped_message(caption: UserCaption, wordtoix: dict[str, int]) -> Optional[str]:
@@ -133,9 +170,9 @@ def read_captions_file(path: str | os.PathLike, wordtoix: dict[str, int], words_
         except SSAGANError as e:
             problems.append(f"line {number}: {e}")
             continue
-        note = dropped_message(caption, wordtoix)
-        if note:
-            _warn(note, path, number)
+        for note in (dropped_message(caption, wordtoix), cut_message(caption)):
+            if note:
+                _warn(note, path, number)
         captions.append(caption)
     if problems:
         raise SSAGANError(f"captions file {path}: {len(problems)} line(s) cannot be used:\n  "

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER, encode_text
 from datasets import build_transform, prepare_data
-from miscc.run import distributed
+from miscc.run import data_identity, distributed
 from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_released
 from miscc.config import cfg
 from miscc.errors import SSAGANError
@@ -190,13 +190,18 @@ class DAMSMTrainer(TrainLoop):
 
     # --- state ---------------------------------------------------------------------------------
     def state_extra(self) -> dict:
-        return {"format": STATE_FORMAT, "lr": self.lr, "vocab": self.train_set.vocab_fingerprint}
+        return {"format": STATE_FORMAT, "lr": self.lr, "vocab": self.train_set.vocab_fingerprint,
+                data_identity.STATE_KEY: self._data_identity()}
+
+    def _data_identity(self) -> dict:
+        return data_identity.split_identity(self.train_set.filenames, self.train_set.data_dir)
 
     def load_state_extra(self, state: dict, path: str) -> None:
         if state.get("format") != STATE_FORMAT:
             raise SSAGANError(f"{path} is not a DAMSM pretraining state written by this code; "
                               "move it away or start over with --start_over.")
         self.train_set.check_fingerprint(state.get("vocab"), path)
+        data_identity.check_identity(state.get(data_identity.STATE_KEY), self._data_identity(), path)
         self.lr = state["lr"]
 
     def apply_changes(self, changes: dict[str, list]) -> None:

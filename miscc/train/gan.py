@@ -24,7 +24,7 @@ import torch
 
 from DAMSM import encode_text
 from datasets import Batch, build_transform, prepare_data
-from miscc.run import distributed
+from miscc.run import data_identity, distributed
 from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_released, variant_mismatch
 from miscc.config import cfg
 from miscc.errors import SSAGANError
@@ -197,7 +197,8 @@ class GANTrainer(TrainLoop):
 
     # --- checkpoints ---------------------------------------------------------------------------
     def state_extra(self) -> dict:
-        extra = {"mode": self.mode, "variant": self.variant, "vocab": self.dataset.vocab_fingerprint}
+        extra = {"mode": self.mode, "variant": self.variant, "vocab": self.dataset.vocab_fingerprint,
+                 data_identity.STATE_KEY: self.data_identity()}
         if cfg.TRAIN.AMP == "fp16":  # so that a resume does not restart the loss scales at 2^16
             extra["scalers"] = {name: s.state_dict() for name, s in self.scalers.items()}
         return extra
@@ -210,6 +211,7 @@ class GANTrainer(TrainLoop):
         if saved != self.variant:
             raise variant_mismatch(path, saved, self.variant)
         self.dataset.check_fingerprint(state.get("vocab"), path)
+        data_identity.check_identity(state.get(data_identity.STATE_KEY), self.data_identity(), path)
         for name, key in GATE_LR_KEYS.items():
             saved_groups = len(state.get(f"opt{name}", {}).get("param_groups", [None]))
             if saved_groups != len(self.optimizers[name].param_groups):
@@ -221,6 +223,9 @@ class GANTrainer(TrainLoop):
         for name, scaler_state in state.get("scalers", {}).items():
             if self.scalers[name].is_enabled():
                 self.scalers[name].load_state_dict(scaler_state)
+
+    def data_identity(self) -> dict:
+        return data_identity.split_identity(self.dataset.filenames, self.dataset.data_dir)
 
     def apply_changes(self, changes: dict[str, list]) -> None:
         for name, opt in self.optimizers.items():
@@ -382,9 +387,23 @@ class GANTrainer(TrainLoop):
                 writer.add_scalar(k, v, epoch)
             say(f"[{epoch}/{cfg.TRAIN.MAX_EPOCH}] " + " ".join(
                 f"{k.split('/')[-1]} {v:.3f}" for k, v in means.items()) + f" ({seconds:.1f}s)")
-        self.watch.end_epoch(epoch, self.last_epoch(), self.step_count, seconds, writer, self.eval_models())
+        try:
+            self.watch.end_epoch(epoch, self.last_epoch(), self.step_count, seconds, writer, self.eval_models())
+        except (SSAGANError, OSError, RuntimeError) as e:  # user input, disk, device (e.g. out of memory)
+            raise self.keep_epoch_after_failed_watch(epoch, e)
         if writer is not None:
             writer.flush()
+
+    def keep_epoch_after_failed_watch(self, epoch: int, error: Exception) -> Exception:
+        """The epoch grid or evaluation of a trained epoch failed: save the epoch first (latest.pth and its
+        snapshots), so the failure costs the evaluation, never the training; return what to raise."""
+        self.save(epoch)
+        kept = (f"epoch {epoch}'s training is saved ({self.latest}): after fixing this, --resume continues at "
+                f"epoch {epoch + 1} (epoch {epoch} keeps no evaluation)")
+        if isinstance(error, SSAGANError):
+            return SSAGANError(f"{error} Nothing is lost: {kept}.")
+        say(f"the epoch grid / evaluation of epoch {epoch} failed; {kept}.")
+        return error
 
     def eval_models(self) -> EvalModels:
         """The generator that is sampled (EMA when on) and the encoders it is conditioned on."""

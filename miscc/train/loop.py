@@ -33,6 +33,7 @@ from miscc.config import cfg, cfg_to_dict, flatten, save_cfg
 from miscc.errors import SSAGANError
 from miscc.run.progress import progress, say
 from miscc.run.layout import RunLayout, atomic_save, atomic_write_text, remove_stale_temps
+from miscc.run.lock import folder_lock
 from miscc.run.seeding import rng_state, seed_everything, set_rng_state
 
 # Keys that only say where and how fast a run goes: changing them on resume is not even recorded.
@@ -273,7 +274,11 @@ class TrainLoop:
 
     # --- the loop ------------------------------------------------------------------------------
     def train(self):
-        """Run the epochs; return the run folder."""
+        """Run the epochs under the run folder's lock (``miscc/run/lock.py``); return the run folder."""
+        with folder_lock(self.layout.root, self.WHAT):
+            return self._train()
+
+    def _train(self):
         self.check_run_folder()
         self.restore()  # before anything is written: files that fail to load leave no trace
         self.prepare_run_folder()

@@ -33,6 +33,7 @@ from miscc.run import distributed
 from miscc.config import best_metric_problem
 from miscc.errors import SSAGANError
 from miscc.watch.display import epoch_grid, metrics_plot
+from miscc.watch.inputs import check_eval_inputs
 from miscc.watch.eval_set import EvalSet, load_or_draw
 from miscc.watch.history import MetricsHistory, needing, scalar_values
 from miscc.metrics import METRICS, EvalContext, GeneratedImages, MetricSpec, compute_metrics
@@ -132,6 +133,8 @@ class TrainingWatch:
     def __init__(self, settings: EvalSettings, layout: RunLayout, device: torch.device, image_size: int,
                  test_dataset: Callable[[], TextDataset]) -> None:
         settings.check()
+        check_eval_inputs(settings.interval, settings.metrics, settings.inception_weights, settings.fid_ref,
+                          image_size, RANDOM_WEIGHTS)
         self.settings = settings
         self.layout = layout
         self.device = device
@@ -172,8 +175,15 @@ class TrainingWatch:
         if dropped:
             say(f"{self.layout.metrics}: dropped {dropped} line(s) of epochs >= {start_epoch}, evaluated again "
                 "after the resume")
+        self.history.eval_set = self.eval_set.fingerprint()
         best = self.history.best() if s.best_metric != "none" else None
         recorded = json.loads(self.layout.best.read_text()) if self.layout.best.is_file() else None
+        if recorded is not None and self._recorded_on_other_set(recorded):
+            say(f"note: best-epoch tracking restarts: {self.layout.best} (epoch {recorded.get('epoch')}, "
+                f"{recorded.get('metric')} {recorded.get('value')}) was measured on another evaluation set than "
+                f"{self.layout.eval_set}; the first evaluation on this set replaces it and its netG_best files "
+                "(copy them now to keep them).")
+            return None
         if recorded is not None and recorded.get("metric") != s.best_metric:
             say(f"note: {self.layout.best} keeps the best epoch by {recorded.get('metric')}; EVAL.BEST_METRIC is now "
                 f"{s.best_metric}: it is replaced at the next evaluation that is the best by {s.best_metric}.")
@@ -185,6 +195,11 @@ class TrainingWatch:
         say(f"warning: {self.layout.best} does not name the best epoch of {self.layout.metrics} "
             f"({best['epoch']}); it is rewritten at the next better evaluation.")
         return None
+
+    def _recorded_on_other_set(self, recorded: dict) -> bool:
+        """Whether best.json's epoch was evaluated on another set than the one in use now."""
+        line = next((x for x in self.history.lines if x.get("epoch") == recorded.get("epoch")), None)
+        return line is not None and self.history.measured_on_other_set(line)
 
     def _real_crops(self, jobs: Sequence[Job]) -> Optional[np.ndarray]:
         """The test images the display captions describe, framed as the generator's inputs."""

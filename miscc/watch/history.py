@@ -32,6 +32,9 @@ class MetricsHistory:
         self.path = path
         self.best_metric = best_metric
         self.lines: list[dict] = []
+        # The fingerprint of the evaluation set in use: only lines measured on it compete for the best
+        # epoch (values on another set are not comparable). None: every line.
+        self.eval_set: Optional[str] = None
 
     def resume(self, start_epoch: int) -> int:
         """Keep the lines of epochs before ``start_epoch`` (later ones will be evaluated again);
@@ -63,9 +66,15 @@ class MetricsHistory:
     def better(self, a: float, b: float) -> bool:
         return METRICS[self.best_metric].better(a, b)
 
+    def measured_on_other_set(self, line: dict) -> bool:
+        sha = line.get("protocol", {}).get("eval_set", {}).get("sha256")
+        return self.eval_set is not None and sha is not None and sha != self.eval_set
+
     def best(self) -> Optional[dict]:
         best = None
         for line in self.lines:
+            if self.measured_on_other_set(line):
+                continue
             value = line.get("values", {}).get(self.best_metric)
             if value is not None and (best is None or self.better(value, best["values"][self.best_metric])):
                 best = line

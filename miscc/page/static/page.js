@@ -55,11 +55,18 @@ function readAs(row) {
   const line = el("p", {class: "read-as"}, el("span", {class: "label", text: "model read:"}));
   row.words.forEach((w, i) => {
     if (i) line.append(" ");
-    line.append(w.known ? el("span", {class: "word", text: w.word})
-                        : el("del", {class: "dropped", title: "not in the vocabulary: left out", text: w.word}));
+    if (w.cut) {
+      line.append(el("del", {class: "cut", title: `beyond the ${row.limit} words the model reads: left out`, text: w.word}));
+    } else {
+      line.append(w.known ? el("span", {class: "word", text: w.word})
+                          : el("del", {class: "dropped", title: "not in the vocabulary: left out", text: w.word}));
+    }
   });
   if (row.dropped.length) {
     line.append(el("span", {class: "dropped-note", text: `(dropped: ${row.dropped.join(", ")})`}));
+  }
+  if (row.cut && row.cut.length) {
+    line.append(el("span", {class: "dropped-note", text: `(cut after ${row.limit} words: ${row.cut.join(" ")})`}));
   }
   return line;
 }
