@@ -11,6 +11,7 @@ import miscc.watch.evaluation as te
 from miscc.config import cfg_from_list
 from miscc.errors import SSAGANError
 from miscc.train.gan import GANTrainer
+from miscc.watch.history import MetricsHistory
 from tests.helpers import configure
 from tests.test_training_eval import _lines, _run, birds8  # noqa: F401 (fixture)
 
