@@ -13,10 +13,15 @@ from PIL import Image
 
 import IS
 from miscc.errors import SSAGANError
+from miscc.eval_set import EvalSet
+from miscc.factory import build_dataset
+from miscc.sampler import generate, load_models
+from miscc.trainer import GANTrainer
 from miscc.metrics import EvalContext, GeneratedImages, compute_metrics
 from miscc.metrics.bird_net import BIRD_NET_FILE, build_bird_net, centre, load_bird_images, load_bird_net
 from miscc.metrics.bird_scores import bird_region, fd_floor, frechet_distance, group_diversity, mask_coverage
 from miscc.metrics.colour import is_muted, load_attributes
+from tests.helpers import configure
 from tools import bird_features
 from tools.make_birds import make_birds
 
@@ -167,3 +172,38 @@ def test_is_py_reports_every_bird_score_beside_its_reference(birds, tmp_path, ca
     assert IS.main(["--image_dir", str(folder), "--weights", "random", "--bird_net", str(birds),
                     "--mask_coverage", str(tmp_path)]) == 2
     assert "different data sets" in capsys.readouterr().err
+
+
+def test_training_logs_the_bird_scores_and_mask_coverage(tmp_path, synthetic_birds, damsm_files):
+    data = tmp_path / "birds"
+    shutil.copytree(synthetic_birds, data)
+    build_bird_net(data, epochs=5)
+    configure(tmp_path, data, damsm_files, **{
+        "TRAIN.EVAL_INTERVAL": 1, "EVAL.METRICS": "bird_fd,bird_is,mask_coverage", "EVAL.BEST_METRIC": "bird_fd",
+        "EVAL.FID_NUM_IMAGES": 6, "EVAL.BATCH_SIZE": 4, "PROGRESS": "off"})
+    run = GANTrainer("main").train()
+    (line,) = [json.loads(text) for text in (run / "metrics.jsonl").read_text().splitlines()]
+    assert set(line["values"]) == {"bird_fd", "bird_is", "mask_coverage"}
+    assert line["values"]["bird_fd"] == line["bird_fd"]["fd"] and line["bird_fd"]["floor"] > 0
+    assert line["bird_is"]["ceiling"] >= 1.0 and line["bird_fd"]["images"] == 6
+    stages = line["mask_coverage"]["stages"]
+    assert len(stages) == 5 and all(0.0 <= s <= 1.0 for s in stages)  # 64 px: masks 4x4 ... 64x64
+    assert json.loads((run / "best.json").read_text())["metric"] == "bird_fd"
+
+    # The same captions and noise through the sampler into files (every stage's mask), then IS.py: the same
+    # numbers, so the masks of training (tensors) and of IS.py (files) are read alike.
+    es = EvalSet.from_state(torch.load(run / "eval_set.pt", weights_only=True))
+    dataset = build_dataset("test")
+    netG, text_encoder = load_models(run / "models" / "netG_001.pth", damsm_files, dataset, torch.device("cpu"))
+    samples = tmp_path / "samples"
+    for sub in ("img", "mask", "stage_mask"):
+        (samples / sub).mkdir(parents=True)
+    generate(list(es.jobs), es.noise, netG, text_encoder, torch.device("cpu"), 4, samples, dataset.ixtoword,
+             masks="all")
+    (samples / "DONE.json").write_text("{}")
+    assert IS.main(["--image_dir", str(samples), "--weights", "random", "--splits", str(line["bird_is"]["splits"]),
+                    "--workers", "0", "--bird_net", str(data), "--mask_coverage", str(data)]) == 0
+    on_files = json.loads((samples / "metrics.json").read_text())
+    assert on_files["bird_fd"]["fd"] == pytest.approx(line["bird_fd"]["fd"], rel=1e-4, abs=1e-6)
+    assert on_files["bird_is"]["mean"] == pytest.approx(line["bird_is"]["mean"], rel=1e-4)
+    assert on_files["mask_coverage"]["stages"] == pytest.approx(stages, abs=1e-9)

@@ -134,8 +134,8 @@ def _masks_from_tensors(masks: Sequence[torch.Tensor], size: int) -> np.ndarray:
     the sampler's ``stage_mask`` files, so training and IS.py see the same masks."""
     out = []
     for m in masks:
-        q = (m.detach().clamp(0, 1) * 255).to(torch.uint8).float()
-        out.append(F.interpolate(q, size=(size, size), mode="nearest")[:, 0] / 255.0)
+        q = (m.detach().clamp(0, 1) * 255).to(torch.uint8).float()  # the PNG's values (exact in float32)
+        out.append(F.interpolate(q, size=(size, size), mode="nearest")[:, 0].double() / 255.0)
     return torch.stack(out, dim=1).cpu().numpy()
 
 
