@@ -207,3 +207,13 @@ def test_training_logs_the_bird_scores_and_mask_coverage(tmp_path, synthetic_bir
     assert on_files["bird_fd"]["fd"] == pytest.approx(line["bird_fd"]["fd"], rel=1e-4, abs=1e-6)
     assert on_files["bird_is"]["mean"] == pytest.approx(line["bird_is"]["mean"], rel=1e-4)
     assert on_files["mask_coverage"]["stages"] == pytest.approx(stages, abs=1e-9)
+
+
+def test_the_demo_report_gives_the_bird_scores_without_inception(birds, tmp_path):
+    from tools import demo_report
+
+    keys = sorted(load_attributes(birds, "test"))
+    folder = _sample_folder(birds, tmp_path / "samples", _real(birds)[[0, 1, 2, 3]], keys, per_key=2)
+    scores = demo_report.bird_scores(folder, folder, birds)
+    assert set(scores) == {"bird_fd", "bird_is", "mask_coverage", "bird_diversity"}
+    assert scores["bird_fd"]["floor"] > 0 and scores["bird_diversity"]["real_one_species"] > 0
