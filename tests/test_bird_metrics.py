@@ -81,6 +81,8 @@ def test_a_missing_network_or_a_changed_data_set_is_refused_with_the_fix(birds, 
     (copy / BIRD_NET_FILE).unlink()
     with pytest.raises(SSAGANError, match=rf"{BIRD_NET_FILE} does not exist.*python -m tools.bird_features"):
         load_bird_net(copy)
+    # The command on a folder that is not a synthetic bird set: one line, exit code 2.
+    assert bird_features.main([str(tmp_path / "nothing")]) == 2
 
 
 def test_fd_and_is_separate_real_birds_from_noise(birds):
