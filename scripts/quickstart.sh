@@ -18,6 +18,8 @@ python -m pip install -q -r requirements.txt
 
 step "synthetic CUB-like birds -> data/birds_demo (20 species x 30 images, 5 body colours, facing right)"
 python -m tools.birds.make_birds data/birds_demo --facing right
+# The bird feature network FD/IS/diversity are computed with (the offline stand-in for Inception).
+python -m tools.bird_features data/birds_demo
 rm -rf output/DAMSM_demo output/demo
 
 step "DAMSM pretraining (cfg/DAMSM/demo.yml)"
@@ -27,7 +29,7 @@ step "SSA-GAN training (cfg/demo.yml)"
 python main.py --cfg cfg/demo.yml --gpu -1
 
 step "sampling: every test caption (1,500), one caption per test image (150), captions differing in one colour word"
-python main.py --cfg cfg/demo.yml --gpu -1 --sample --out_dir output/demo/samples/every_caption
+python main.py --cfg cfg/demo.yml --gpu -1 --sample --masks all --out_dir output/demo/samples/every_caption
 python main.py --cfg cfg/demo.yml --gpu -1 --sample --caption_mode random --out_dir output/demo/samples/one_per_image
 python -m tools.demo_report --data_dir data/birds_demo --write_swap_captions output/demo/swap_captions.txt
 python main.py --cfg cfg/demo.yml --gpu -1 --sample --captions output/demo/swap_captions.txt --per_caption 4 \

@@ -32,6 +32,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from miscc.errors import SSAGANError
+from miscc.metrics.bird_metrics import score_folder
+from miscc.metrics.bird_net import BIRD_NET_FILE
 from miscc.sample.protocol import read_samples
 from miscc.metrics.colour import (NAMES, SCORED_PARTS, accuracy, candidate_colours, chance_level, load_attributes,
                                 score_parts, shuffled_baseline)
@@ -225,6 +227,20 @@ def swap_grid(scored: Sequence[tuple[dict, np.ndarray, str, str]]) -> Image.Imag
     return grid
 
 
+def bird_scores(samples: Path, swap_samples: Optional[Path], data_dir: Path) -> dict[str, Any]:
+    """The scores on the bird feature network with their real-image references (docs/EVALUATION.md):
+    FD and IS of every test caption's sample, mask coverage when they have stage masks (--masks all),
+    diversity of the swap captions' 4 noises each."""
+    names = ["bird_fd", "bird_is"]
+    first = read_samples(samples)[0]
+    if dict(first.extra).get("stage_masks") or first.mask:  # every stage with --masks all, else the last
+        names.append("mask_coverage")
+    out = score_folder(samples, data_dir, names)
+    if swap_samples is not None:
+        out.update(score_folder(swap_samples, data_dir, ["bird_diversity"]))
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Command line; a user mistake (missing folder or file) ends with one line and exit code 2."""
     try:
@@ -282,11 +298,21 @@ def _run(argv: Optional[Sequence[str]]) -> dict:
         swap_grid(scored).save(args.out / "results_swap.png")
     if args.extra_json is not None and args.extra_json.is_file():
         result["evaluation"] = json.loads(args.extra_json.read_text())
+    if (args.data_dir / BIRD_NET_FILE).is_file():  # FD, IS, mask coverage, diversity on the bird network
+        result["bird_network"] = bird_scores(args.samples, args.swap_samples, args.data_dir)
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
     results_grid(samples, images, records, real, real_records).save(args.out / "results_grid.png")
     parts = ", ".join(f"{p} {fake[p]['accuracy']:.3f} (chance {fake[p]['chance_level']:.3f}, real "
                       f"{fake[p]['real_test_crops_accuracy']:.3f})" for p in PARTS)
     print(f"colour accuracy on {len(samples)} samples: {parts}; wrote {args.out}/results.json")
+    if "bird_network" in result:
+        bn = result["bird_network"]
+        print(f"bird network: FD {bn['bird_fd']['fd']:.3f} (real floor {bn['bird_fd']['floor']:.3f}), IS "
+              f"{bn['bird_is']['mean']:.3f} (real {bn['bird_is']['ceiling']:.3f})"
+              + (f", mask coverage per stage {', '.join(f'{v:.3f}' for v in bn['mask_coverage']['stages'])} "
+                 f"(uniform {bn['mask_coverage']['uniform']:.3f}, perfect 1)" if "mask_coverage" in bn else "")
+              + (f", diversity {bn['bird_diversity']['mean']:.3f} (real, one species "
+                 f"{bn['bird_diversity']['real_one_species']:.3f})" if "bird_diversity" in bn else ""))
     if "swap" in result:
         sw, ref = result["swap"], result["swap"]["real_test_crops"]
         for name in ("pixel", f"{COARSE_CELLS}x{COARSE_CELLS}"):

@@ -204,9 +204,10 @@ SPEC: tuple[Key, ...] = (
     Key("EVAL.METRICS", "fid,r_precision,colour_accuracy", "New: comma-separated metrics of in-training "
         "evaluation: `fid`, `inception_score`, `r_precision` (the run's DAMSM encoders, fine-tuned ones in "
         "main_finetune.py), `colour_accuracy` (synthetic bird set only: skipped without "
-        "`attributes_test.json`).", check=_TrainingMetrics(several=True)),
+        "`attributes_test.json`), `bird_fd`, `bird_is`, `mask_coverage` (synthetic bird set only; the bird "
+        "scores need `python -m tools.bird_features DATA_DIR` once).", check=_TrainingMetrics(several=True)),
     Key("EVAL.BEST_METRIC", "fid", "New: the metric that picks the best epoch (`netG_best.pth`, best.json); "
-        "lower is better for `fid`, higher for the others; must be one of EVAL.METRICS; `none` = no best "
+        "lower is better for `fid` and `bird_fd`, higher for the others; must be one of EVAL.METRICS; `none` = no best "
         "epoch.", check=_TrainingMetrics(several=False, extra=("none",))),
     Key("EVAL.BATCH_SIZE", 50, "New: images per generator / Inception batch during in-training evaluation "
         "(IS.py's default 50).", check=at_least(1)),

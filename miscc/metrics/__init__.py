@@ -1,4 +1,4 @@
-"""Evaluation without TensorFlow: IS, FID, R-precision, classifier IS and LPIPS diversity.
+"""Evaluation without TensorFlow: IS, FID, R-precision, classifier IS, LPIPS diversity and the bird scores.
 
 Callers use the registry: fill an ``EvalContext`` and compute metrics by name::
 
@@ -16,6 +16,9 @@ One module per job:
     classifier   IS with a user-given classifier
     diversity    LPIPS diversity
     colour       body-colour accuracy of the synthetic birds (bird_geometry: their layout)
+    bird_net     the synthetic set's bird feature network (offline stand-in for Inception)
+    bird_scores  FD / IS / diversity / mask coverage maths with real-image references;
+                 bird_metrics: their per-image functions and results for the registry
     context      EvalContext;  registry: METRICS, MetricSpec, register, compute_metrics: the one
                  place a metric is named (IS.py options and report, in-training use, config values)
 

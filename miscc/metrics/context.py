@@ -54,6 +54,9 @@ class EvalContext:
     inception_features: Optional[Features] = None
     damsm_codes: Optional[np.ndarray] = None
     data_dir: Optional[str] = None  # the data set the records' keys come from (e.g. its attributes)
+    # The generator's masks ([B, 1, r, r] per stage) of the batch a per-image function is measuring,
+    # when the caller generated it (training); IS.py reads the sampler's mask files instead.
+    stage_masks: Optional[Sequence[torch.Tensor]] = None
     image_values: dict[str, torch.Tensor] = field(default_factory=dict)
     state: dict = field(default_factory=dict)  # what a metric's ``prepare`` loaded, by metric name
     notes: list[str] = field(default_factory=list)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import torch
 
 from miscc.errors import SSAGANError
+from miscc.metrics import bird_metrics
 from miscc.metrics.classifier import CLASSIFIER_INPUT, ClassifierIS, classifier_logits
 from miscc.metrics.colour import body_colour_hits, body_colour_truth, frequency_chance
 from miscc.metrics.context import EvalContext
@@ -259,3 +260,48 @@ register(MetricSpec(
     setup=lambda args, ctx: setattr(ctx, "lpips", build_lpips(args.lpips_backbone)),
     report=lambda d: f"LPIPS diversity = {d['mean']:.4f} ± {d['std']:.4f} ({d['pairs']} pairs, "
                      f"{d['captions']} captions)"))
+
+
+# --- scores on the synthetic set's bird feature network, mask coverage (bird_metrics.py) ----------
+
+def _bird_setup(args: Any, ctx: EvalContext) -> None:
+    ctx.data_dir = args.bird_net
+
+
+def _coverage_setup(args: Any, ctx: EvalContext) -> None:
+    ctx.data_dir = args.mask_coverage
+    ctx.state["mask_coverage_dir"] = args.image_dir
+
+
+register(MetricSpec(
+    "bird_fd", bird_metrics.bird_fd, ("images", "data_dir"), tag="FD_birds", scalar="fd", lower_is_better=True,
+    in_training=True, image_fn=bird_metrics.bird_outputs, prepare=bird_metrics.prepare_bird, asked_by="bird_net",
+    options=(Option("--bird_net", dict(metavar="DATA_DIR", help="FD and IS on the bird feature network of this "
+                    "synthetic bird set (python -m tools.bird_features DATA_DIR builds it)")),),
+    check=bird_metrics.same_data_dir, setup=_bird_setup,
+    report=lambda e: f"FD (bird network) = {e['fd']:.4f} (real-image floor {e['floor']:.4f}: two halves of the "
+                     f"{e['real_images']} real test images)"))
+register(MetricSpec(
+    "bird_is", bird_metrics.bird_is, ("images", "data_dir"), tag="IS_birds", in_training=True,
+    image_fn=bird_metrics.bird_outputs, prepare=bird_metrics.prepare_bird, asked_by="bird_net",
+    setup=_bird_setup,
+    report=lambda e: f"IS (bird network, {e['classes']} species) = {e['mean']:.4f} ± {e['std']:.4f} (real test "
+                     f"images: {e['ceiling']:.4f})"))
+register(MetricSpec(
+    "bird_diversity", bird_metrics.bird_diversity, ("images", "records", "data_dir"), tag="diversity_birds",
+    image_fn=bird_metrics.bird_outputs, prepare=bird_metrics.prepare_bird, asked_by="bird_diversity",
+    options=(Option("--bird_diversity", dict(action="store_true", help="mean feature distance (bird network) "
+                    "between the images of one caption; needs --bird_net")),),
+    check=lambda args: None if args.bird_net else "--bird_diversity needs --bird_net DATA_DIR.",
+    setup=_bird_setup,
+    report=lambda e: f"diversity (bird network) = {e['mean']:.4f} ± {e['std']:.4f} over {e['captions']} captions "
+                     f"(real images of one species: {e['real_one_species']:.4f})"))
+register(MetricSpec(
+    "mask_coverage", bird_metrics.coverage, ("images", "records", "data_dir"), tag="mask_coverage",
+    in_training=True, image_fn=bird_metrics.coverage_values, prepare=bird_metrics.prepare_coverage,
+    asked_by="mask_coverage",
+    options=(Option("--mask_coverage", dict(metavar="DATA_DIR", help="share of each stage mask on the bird, "
+                    "located with the synthetic bird set's layout (samples with --masks all)")),),
+    check=bird_metrics.same_data_dir, setup=_coverage_setup,
+    report=lambda c: "mask coverage per stage = " + ", ".join(f"{v:.3f}" for v in c["stages"])
+                     + f" (uniform mask {c['uniform']:.3f}, perfect 1; {c['images']} images)"))

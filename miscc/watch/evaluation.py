@@ -300,8 +300,9 @@ class TrainingWatch:
             parts[spec.name] = []
         starts = progress(range(0, len(jobs), bs), "evaluation", self.settings.progress, leave=False)
         for a in starts:
-            images, _ = generate(models.generator, models.text_encoder, jobs[a:a + bs], noise[a:a + bs], device)
+            images, masks = generate(models.generator, models.text_encoder, jobs[a:a + bs], noise[a:a + bs], device)
             batch = images_to_uint8(images)  # the pixels the sampler's PNG files hold
+            self.measure_ctx.stage_masks = masks  # for per-image functions that read the masks
             if "pool" in parts:
                 pool, logits = self.inception(batch)
                 parts["pool"].append(pool.double())
