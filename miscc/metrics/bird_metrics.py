@@ -24,7 +24,7 @@ from miscc.metrics.bird_scores import (bird_region, fd_floor, frechet_distance, 
 from miscc.metrics.colour import load_attributes
 from miscc.metrics.context import EvalContext
 from miscc.metrics.sources import progress
-from miscc.sample.protocol import SampleRecord
+from miscc.sample.protocol import SampleRecord, masks_to_uint8
 
 STATE = "bird_net"  # ctx.state key of the loaded network and its real-image references
 
@@ -134,7 +134,7 @@ def _masks_from_tensors(masks: Sequence[torch.Tensor], size: int) -> np.ndarray:
     the sampler's ``stage_mask`` files, so training and IS.py see the same masks."""
     out = []
     for m in masks:
-        q = (m.detach().clamp(0, 1) * 255).to(torch.uint8).float()  # the PNG's values (exact in float32)
+        q = masks_to_uint8(m)[:, None].float()  # the PNG's values (exact in float32)
         out.append(F.interpolate(q, size=(size, size), mode="nearest")[:, 0].double() / 255.0)
     return torch.stack(out, dim=1).cpu().numpy()
 
