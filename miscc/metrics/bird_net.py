@@ -18,7 +18,6 @@ diversity) and logits per head (``species`` for IS; one head per part over the C
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pickle
 import time
@@ -33,7 +32,8 @@ from PIL import Image
 from torch import nn
 
 from miscc.errors import SSAGANError
-from miscc.metrics.colour import NAMES, SCORED_PARTS
+from datasets import load_bbox
+from miscc.metrics.colour import NAMES, SCORED_PARTS, load_attributes
 from miscc.metrics.images import cub_crop_box
 
 BIRD_NET_FILE = "bird_net.pt"
@@ -100,18 +100,11 @@ def _split_keys(root: Path) -> dict[str, list[str]]:
 
 
 def _attributes(root: Path, split: str) -> dict:
-    path = root / f"attributes_{split}.json"
-    if not path.is_file():
-        raise SSAGANError(f"{path} is missing: the bird feature network needs the synthetic bird set's "
-                          "attributes (only tools/birds/make_birds.py writes them).")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _boxes(root: Path) -> dict[str, list[float]]:
-    cub = root / "CUB_200_2011"
-    names = [line.split() for line in (cub / "images.txt").read_text().splitlines() if line.strip()]
-    boxes = [line.split() for line in (cub / "bounding_boxes.txt").read_text().splitlines() if line.strip()]
-    return {n[1][:-len(".jpg")]: [float(v) for v in b[1:5]] for n, b in zip(names, boxes)}
+    try:
+        return load_attributes(root, split)
+    except FileNotFoundError:
+        raise SSAGANError(f"{root / f'attributes_{split}.json'} is missing: the bird feature network needs the "
+                          "synthetic bird set's attributes (only tools/birds/make_birds.py writes them).") from None
 
 
 def data_fingerprint(data_dir: str | os.PathLike) -> str:
@@ -149,7 +142,7 @@ def load_bird_images(data_dir: str | os.PathLike, size: int = 64, splits: Sequen
     """Every real image of ``splits`` as crops of side size*76/64, in split then file order."""
     root = Path(data_dir)
     keys_of = _split_keys(root)
-    boxes = _boxes(root)
+    boxes = load_bbox(str(root))  # cub_crop_box truncates to ints, as load_bbox does
     big = int(size * LOAD_RATIO)
     keys, crops, split_of, attrs = [], [], [], []
     for split in splits:
@@ -159,7 +152,7 @@ def load_bird_images(data_dir: str | os.PathLike, size: int = 64, splits: Sequen
             split_of.append(split)
             attrs.append(attributes[key])
             crops.append(crop(root / "CUB_200_2011" / "images" / f"{key}.jpg", boxes[key], big))
-    species_names = sorted({k.split("/")[0] for k in _split_keys(root)["train"] + _split_keys(root)["test"]})
+    species_names = sorted({k.split("/")[0] for k in keys_of["train"] + keys_of["test"]})
     index = {s: i for i, s in enumerate(species_names)}
     return BirdImages(keys, torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous(),
                       torch.tensor([index[k.split("/")[0]] for k in keys]),
