@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,20 @@ def write_sample_folder(folder: Path, done: bool, images: int = 3, planned: int 
     if done:
         (folder / DONE_FILE).write_text(json.dumps({"count": images}))
     return folder
+
+
+def http_exchange(host: str, port: int, data: bytes, close_write: bool = True, timeout: float = 30) -> tuple[bytes, bytes]:
+    """(head, body) of one raw HTTP exchange: ``data`` sent as is (malformed on purpose), the reply read to
+    the end. Raises ``OSError`` (``socket.timeout`` included) when the server does not answer in time."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(data)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return head, body

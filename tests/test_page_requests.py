@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
 
+from tests.helpers import http_exchange
 from tests.test_page import call, server, words  # noqa: F401 (fixtures)
 from tests.test_sampler import models, setup  # noqa: F401 (fixtures)
 
@@ -15,18 +15,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def raw(srv, data: bytes, close_write: bool = True, timeout: float = 30) -> tuple[int, dict, bytes]:
     """(status, headers, body) of one raw HTTP exchange."""
-    host, port = srv.server_address[:2]
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(data)
-        if close_write:
-            sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    head, body = http_exchange(*srv.server_address[:2], data, close_write, timeout)
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
     return int(lines[0].split()[1]), headers, body

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench.faults.fault_fixture import ROOT, Fixture
+from tests.helpers import http_exchange
 
 
 def two_starts(fixture: Fixture, epochs: int, env: dict, timeout: float) -> dict:
@@ -97,19 +97,9 @@ PAGE_REQUESTS: list[tuple[str, bytes, bool]] = [
 def _exchange(port: int, data: bytes, close_write: bool, timeout: float) -> tuple[Optional[int], bytes, float]:
     start = time.monotonic()
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(data)
-            if close_write:
-                sock.shutdown(socket.SHUT_WR)
-            chunks = []
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    except (socket.timeout, OSError):
+        head, body = http_exchange("127.0.0.1", port, data, close_write, timeout)
+    except OSError:  # socket.timeout is an OSError
         return None, b"", time.monotonic() - start
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
     match = re.match(rb"HTTP/\d\.\d (\d{3})", head)
     return (int(match.group(1)) if match else None), body, time.monotonic() - start
 
