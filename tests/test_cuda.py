@@ -77,7 +77,7 @@ def make(tmp_path, birds, damsm, device: torch.device, mode: str = "main", like:
 
 def step(trainer: GANTrainer, data) -> dict[str, float]:
     torch.manual_seed(0)  # the same noise: drawn on the CPU, then moved to the device
-    stats = trainer.step(data)
+    stats = trainer.step(data.to(trainer.device))  # the loop moves each batch before its step
     assert all(v.dtype == torch.float32 and v.device == trainer.device for v in stats.values())
     return {k: float(v) for k, v in stats.items()}
 

@@ -27,7 +27,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
-from datasets import TextDataset
+from datasets import TextDataset, prepare_data
 from miscc.run import distributed
 from miscc.run.checkpoint import load_checkpoint, save_released
 from miscc.train.damsm import damsm_batch_losses
@@ -323,7 +323,7 @@ def _damsm_step(text_encoder: RNN_ENCODER, image_encoder: CNN_ENCODER, batch: li
     text_encoder.eval()  # no dropout: both sides must draw nothing random
     image_encoder.train()  # BNs in train mode, as in pretraining
     params = [p for m in (text_encoder, image_encoder) for p in m.parameters() if p.requires_grad]
-    w, s = damsm_batch_losses(text_encoder, image_encoder, batch, torch.device("cpu"))
+    w, s = damsm_batch_losses(text_encoder, image_encoder, prepare_data(batch))
     ((w + s) * distributed.world_size()).backward()
     distributed.all_reduce_grads(params)
     grads = {f"{i}": p.grad.clone() for i, p in enumerate(params)}

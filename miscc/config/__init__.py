@@ -135,7 +135,7 @@ SPEC: tuple[Key, ...] = (
         check=positive),
     Key("TRAIN.SMOOTH.GAMMA2", 5.0, "DAMSM word-to-image aggregation sharpness.", check=positive),
     Key("TRAIN.SMOOTH.GAMMA3", 10.0, "DAMSM similarity scale before the softmax.", check=positive),
-    Key("TRAIN.SMOOTH.LAMBDA", 1.0, "Weight of the DAMSM word+sentence terms inside DAMSM_loss.",
+    Key("TRAIN.SMOOTH.LAMBDA", 1.0, "Weight of the DAMSM word+sentence terms in the generator's DAMSM loss.",
         check=at_least(0)),
     Key("TRAIN.DAMSM_INPUT_SIZE", 299, "Resize of images entering the DAMSM image encoder (299 released); "
         "lower (>= 75, Inception's minimum) only for cheap CPU demos, and the same in DAMSM pretraining and GAN "

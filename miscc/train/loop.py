@@ -96,6 +96,7 @@ class TrainLoop:
         pass
 
     def step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One iteration on ``batch``: length-sorted by the loader's ``collate_batch``, already on the device."""
         raise NotImplementedError
 
     def end_epoch(self, epoch: int, means: dict[str, float], seconds: float, writer) -> None:
@@ -325,7 +326,7 @@ class TrainLoop:
         n = 0
         bar = progress(self.loader, f"epoch {epoch}", cfg.PROGRESS, leave=False)
         for batch in bar:
-            for k, v in self.step(batch).items():
+            for k, v in self.step(batch.to(self.device)).items():
                 sums[k] = sums.get(k, 0.0) + v  # stays on the device: no sync per step
             n += 1
             self.after_step(bar, sums, n)
