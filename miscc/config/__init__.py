@@ -392,10 +392,11 @@ def validate_for(entry: str) -> None:
             raise SSAGANError(problem)
 
 
-def save_cfg(path: str | os.PathLike) -> None:
-    """Write the resolved config as YAML (loadable again with ``cfg_from_file``), atomically."""
+def save_cfg(path: str | os.PathLike, config: Optional[dict] = None) -> None:
+    """Write ``config`` (default: the resolved ``cfg``, as ``cfg_to_dict``) as YAML, loadable again with
+    ``cfg_from_file``, atomically."""
     from miscc.run.layout import atomic_write_text
-    atomic_write_text(path, yaml.safe_dump(cfg_to_dict(), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(cfg_to_dict() if config is None else config, sort_keys=False))
 
 
 DOC_HEADER = """# Configuration keys

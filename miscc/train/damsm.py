@@ -47,7 +47,7 @@ from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.run.encoders import image_encoder
 from miscc.config.factory import (build_dataset, build_image_encoder, build_text_encoder, damsm_smoothing, encoder_spec,
-                           get_device, run_layout)
+                           get_device, loop_options, run_layout)
 from miscc.train.losses import DAMSMSmoothing, DAMSMTerms, damsm_terms
 from miscc.run.progress import say
 from miscc.run.seeding import seed_everything
@@ -131,7 +131,7 @@ class DAMSMTrainer(TrainLoop):
     RELEASED_KEY = "TRAIN.NET_E"
 
     def __init__(self, device: torch.device, start_over: bool = False):
-        super().__init__(device, run_layout(), start_over)
+        super().__init__(device, run_layout(), loop_options(), start_over)
         transform = build_transform(cfg.TREE.BASE_SIZE, train=True, flip=cfg.TRAIN.RANDOM_FLIP)
         # Data first: a wrong DATA_DIR fails before any model is built or any file is written.
         self.train_set = build_dataset("train", transform)
@@ -147,7 +147,7 @@ class DAMSMTrainer(TrainLoop):
         self.lr = cfg.TRAIN.ENCODER_LR
         self.history: list[EpochStats] = []
         self.text_encoder = build_text_encoder(self.train_set.n_words, path="")
-        resuming = cfg.RESTORE and self.latest.is_file()
+        resuming = self.options.restore and self.latest.is_file()
         try:
             # A resumed or released start replaces every trunk weight: no ImageNet file needed then.
             self.image_encoder = image_encoder(encoder_spec()) if resuming or cfg.TRAIN.NET_E \
@@ -167,7 +167,7 @@ class DAMSMTrainer(TrainLoop):
         return 0
 
     def last_epoch(self) -> int:
-        return cfg.TRAIN.MAX_EPOCH - 1
+        return self.options.max_epoch - 1
 
     def describe(self) -> str:
         extra = "" if len(self.val_loader) else (f"; note: the test split has fewer than {cfg.TRAIN.BATCH_SIZE} "

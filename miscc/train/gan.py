@@ -29,7 +29,7 @@ from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_releas
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.config.factory import (NOISE_DIM, build_dataset, build_discriminator, build_generator, build_image_encoder,
-                           build_text_encoder, damsm_smoothing, get_device, run_layout)
+                           build_text_encoder, damsm_smoothing, get_device, loop_options, run_layout)
 from miscc.train.losses import d_hinge_fake, d_hinge_real, damsm_terms, g_hinge, kl_divergence, ma_gp
 from miscc.run.progress import say
 from miscc.metrics.reference import DEFAULT_CACHE_DIR
@@ -97,7 +97,7 @@ class GANTrainer(TrainLoop):
     def __init__(self, mode: str = "main", device: Optional[torch.device] = None, start_over: bool = False):
         if mode not in RELEASED_DAMSM_WEIGHT:
             raise ValueError(f"mode must be one of {list(RELEASED_DAMSM_WEIGHT)}, got {mode!r}")
-        super().__init__(device or get_device(), run_layout(), start_over)
+        super().__init__(device or get_device(), run_layout(), loop_options(), start_over)
         self.mode = mode
         self.finetune = mode == "finetune"
         weight = cfg.TRAIN.DAMSM_WEIGHT
@@ -378,7 +378,7 @@ class GANTrainer(TrainLoop):
         if writer is not None:
             for k, v in means.items():
                 writer.add_scalar(k, v, epoch)
-            say(f"[{epoch}/{cfg.TRAIN.MAX_EPOCH}] " + " ".join(
+            say(f"[{epoch}/{self.options.max_epoch}] " + " ".join(
                 f"{k.split('/')[-1]} {v:.3f}" for k, v in means.items()) + f" ({seconds:.1f}s)")
         try:
             self.watch.end_epoch(epoch, self.last_epoch(), self.step_count, seconds, writer, self.eval_models())
