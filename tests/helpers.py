@@ -15,6 +15,7 @@ from DAMSM import CNN_ENCODER, RNN_ENCODER
 from miscc.config import cfg, cfg_from_list
 from miscc.run.checkpoint import save_released
 from miscc.run.seeding import seed_everything
+from model import residual_gates
 from tools.birds.make_birds import make_birds
 
 # Facts measured on the original classes (docs/ORIGINAL.md, 'Checkpoints'): every key, shape and dtype
@@ -77,15 +78,18 @@ def random_damsm(folder: Path, n_words: int, epoch: int = 200, rnn_type: str = "
     return folder / f"text_encoder{epoch}.pth"
 
 
-def open_gates(net: torch.nn.Module, scale: float) -> torch.nn.Module:
-    """``net`` with noise of std ``scale`` (torch's global stream) added to every parameter.
+def open_gates(net: torch.nn.Module, std: float = 0.5) -> torch.nn.Module:
+    """``net`` with its residual gates and text MLP output layers drawn from N(0, std^2) (torch's global
+    stream, in parameter order); every other weight keeps its initialisation.
 
-    A fresh generator's residual gates and text MLP outputs are zero, a pure shortcut chain whose image
-    ignores the text and the masks, and a fresh discriminator's gates are zero too: a test that needs
-    every block, mask and text path to matter opens them this way."""
+    Fresh, those are zero: the generator is a pure shortcut chain whose image ignores the text and the
+    masks, and the discriminator's blocks are their shortcuts. A test that needs every block, mask and
+    text path to matter (and on the gradient path) opens them this way."""
+    gates = {id(p) for p in residual_gates(net)}
     with torch.no_grad():
-        for p in net.parameters():
-            p.add_(scale * torch.randn_like(p))
+        for name, p in net.named_parameters():
+            if id(p) in gates or ".linear2." in name:
+                p.normal_(0, std)
     return net
 
 

@@ -167,7 +167,7 @@ def test_ema_on_cuda_averages_the_generator(tmp_path, synthetic_birds, damsm_fil
 def test_sampling_on_cuda_writes_what_the_cpu_writes(tmp_path, synthetic_birds):
     n_words = TextDataset(synthetic_birds, "test").n_words
     torch.manual_seed(0)
-    netG = open_gates(NetG(4, 100, imsize=64), 0.1)  # text and noise both shape the images
+    netG = open_gates(NetG(4, 100, imsize=64))  # text and noise both shape the images
     save_released(netG, tmp_path / "netG_010.pth", prefix="module.")
     save_released(RNN_ENCODER(n_words, nhidden=256), tmp_path / "text_encoder.pth")
     opts = tiny_opts(**{"TEXT.DAMSM_NAME": tmp_path / "text_encoder.pth", "TRAIN.NET_G": tmp_path / "netG_010.pth",

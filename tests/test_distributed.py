@@ -59,12 +59,12 @@ def _bn_data() -> tuple[torch.Tensor, torch.Tensor]:
 
 def _netg() -> NetG:
     torch.manual_seed(2)
-    return open_gates(NetG(4, 100, imsize=64), 0.1)  # so every BN is on the gradient path
+    return open_gates(NetG(4, 100, imsize=64))  # so every BN is on the gradient path
 
 
 def _netd() -> NetD:
     torch.manual_seed(3)
-    return open_gates(NetD(4, imsize=64), 0.1)
+    return open_gates(NetD(4, imsize=64))
 
 
 def _gan_data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

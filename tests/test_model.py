@@ -90,7 +90,7 @@ def test_sscbn_applies_text_modulation_only_where_the_mask_is():
 def test_generator_forward_follows_the_released_order():
     """Nearest upsampling of features, bilinear (align_corners) upsampling of mask *logits*."""
     torch.manual_seed(0)
-    g = open_gates(NetG(ngf=4, imsize=64).eval(), 0.2)  # so every part of the block matters
+    g = open_gates(NetG(ngf=4, imsize=64).eval())  # so every part of the block matters
     z, s = torch.randn(2, 100), torch.randn(2, 256)
     img, masks = g(z, s)
 

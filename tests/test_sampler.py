@@ -33,7 +33,7 @@ def models(tmp_path_factory, synthetic_birds) -> dict:
     root = tmp_path_factory.mktemp("sampler_models")
     n_words = TextDataset(synthetic_birds, "test").n_words
     torch.manual_seed(0)
-    netG = open_gates(NetG(NF, 100, imsize=SIZE), 0.1)
+    netG = open_gates(NetG(NF, 100, imsize=SIZE))
     save_released(netG, root / "netG_010.pth", prefix="module.")
     save_released(RNN_ENCODER(n_words, nhidden=256), root / "damsm_text_encoder.pth")
     save_released(RNN_ENCODER(n_words, nhidden=256), root / "text_encoder_010.pth")

@@ -53,7 +53,7 @@ def trainer_env(tmp_path, synthetic_birds, damsm_files, image_encoder, monkeypat
 def randomised(g: NetG, seed: int = 0) -> NetG:
     """Open the zero-initialised gates and text MLPs so that every part of the generator matters."""
     torch.manual_seed(seed)
-    return open_gates(g, 0.2).eval()
+    return open_gates(g).eval()
 
 
 def test_config_files_select_the_variants():
