@@ -97,6 +97,7 @@ def max_abs_diff(a: Path, b: Path) -> float:
 
 @dataclass
 class KillReport:
+    """Section (a)'s figures: the straight run's times, what each kill hit, and how the end compares."""
     straight_s: float = 0.0
     startup_s: float = 0.0
     epoch_s: float = 0.0
