@@ -158,15 +158,14 @@ class CNN_ENCODER(nn.Module):
 
 def cli_main(argv=None) -> None:
     """The command line of ``python DAMSM.py``: DAMSM pretraining (``miscc.train.damsm``)."""
-    from miscc.config.cli import base_parser, run_main  # the library imports this file: import it lazily
+    from miscc.config.cli import base_parser, in_process_group, run_main  # the library imports this file: lazily
     from miscc.train.damsm import pretrain
-    from miscc.train.loop import entry
 
     parser = base_parser("Pretrain the DAMSM text and image encoders (AttnGAN pretrain_DAMSM.py).",
                          "cfg/DAMSM/bird.yml")
 
     def run(args) -> None:
-        entry(lambda device: pretrain(device, args.start_over))
+        in_process_group(lambda device: pretrain(device, args.start_over))
 
     run_main(run, parser, argv, entry="damsm")
 

@@ -14,9 +14,8 @@ from typing import Optional, Sequence
 import torch
 
 from miscc.config import cfg
-from miscc.config.cli import base_parser, run_main
+from miscc.config.cli import base_parser, in_process_group, run_main
 from miscc.run import distributed
-from miscc.train.loop import entry
 
 
 def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
@@ -57,7 +56,7 @@ def cli_main(mode: str, argv: Optional[Sequence[str]] = None) -> None:
                 out = GANTrainer(mode, device, start_over=args.start_over).train()
                 if distributed.is_main():
                     print(f"run folder: {out}")
-        entry(work)
+        in_process_group(work)
 
     run_main(run, parser, argv)
 

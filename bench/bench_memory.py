@@ -36,7 +36,7 @@ def child(nf: int, batch: int, size: int, damsm: int, amp: str, mode: str, gpu: 
         device = trainer.device
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        seconds, _ = common.timed(lambda: trainer.step(data), device)
+        seconds, _ = common.timed(lambda: trainer.step(data.to(device)), device)
         cuda = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
     return {"built_rss": built, "step_rss": common.peak_rss_mb(), "cuda": cuda, "seconds": seconds,
             "device": str(device)}

@@ -62,7 +62,7 @@ def restore(trainer: GANTrainer, state: dict) -> None:
 
 def baseline_step(trainer: GANTrainer, data) -> dict:
     original = miscc.train.losses.words_loss
-    miscc.train.losses.words_loss = common.loop_words_loss  # DAMSM_loss looks it up at call time
+    miscc.train.losses.words_loss = common.loop_words_loss  # damsm_terms looks it up at call time
     try:
         return {k: v.item() for k, v in trainer.step(data).items()}
     finally:
@@ -76,7 +76,7 @@ def run(trainer: GANTrainer, step, data, steps: int) -> tuple[list[float], list[
         torch.cuda.reset_peak_memory_stats(device)
     times, losses = [], []
     for i in range(steps + 1):
-        t, stats = common.timed(lambda: step(data), device)
+        t, stats = common.timed(lambda: step(data.to(device)), device)  # moved as the loop moves it
         losses.append({k: float(v) for k, v in stats.items()})
         if i:
             times.append(t)
@@ -102,7 +102,7 @@ def count_flops(trainer: GANTrainer, data) -> int:
     counter = FlopCounterMode(display=False)
     counter.mod_tracker = _GlobalOnly()
     with counter:
-        trainer.step(data)
+        trainer.step(data.to(trainer.device))
     return counter.get_total_flops()
 
 

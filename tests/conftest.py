@@ -7,14 +7,9 @@ import pytest
 
 import torch
 
-from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset
-from miscc.run.checkpoint import save_released
 from miscc.config import reset_cfg
-from tools.birds.make_birds import make_birds
-
-# 4 species x 6 images at 64x48: 3 train classes (18 images) and 1 test class (6 images).
-TINY_BIRDS = {"classes": 4, "per_class": 6, "seed": 0, "size": (64, 48)}
+from tests.helpers import bird_set, random_damsm
 
 
 @pytest.fixture(autouse=True)
@@ -39,26 +34,15 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def synthetic_birds(tmp_path_factory) -> Path:
-    """Path of a tiny synthetic CUB-layout set (``TINY_BIRDS``); 'birds' is in its name.
+    """Path of a tiny synthetic CUB-layout set (``tests.helpers.TINY_BIRDS``); 'birds' is in its name.
 
     Shared by the whole session: copy it (``shutil.copytree``) before changing any file in it.
     ``captions.pickle`` is built by the first TextDataset that opens it.
     """
-    root = tmp_path_factory.mktemp("synthetic_birds") / "birds"
-    make_birds(root, **TINY_BIRDS)
-    return root
+    return bird_set(tmp_path_factory.mktemp("synthetic_birds") / "birds")
 
 
 @pytest.fixture(scope="session")
 def damsm_files(synthetic_birds, tmp_path_factory):
     """A random DAMSM pair in the released format, sized for the synthetic vocabulary."""
-    return write_random_damsm(synthetic_birds, tmp_path_factory.mktemp("DAMSMencoders"))
-
-
-def write_random_damsm(data_dir: Path, folder: Path) -> Path:
-    """A seeded random DAMSM pair for ``data_dir``'s vocabulary in ``folder``; the text encoder's path."""
-    n_words = TextDataset(data_dir, "train").n_words
-    torch.manual_seed(0)
-    save_released(RNN_ENCODER(n_words, nhidden=256), folder / "text_encoder200.pth")
-    save_released(CNN_ENCODER(256, pretrained=False), folder / "image_encoder200.pth")
-    return folder / "text_encoder200.pth"
+    return random_damsm(tmp_path_factory.mktemp("DAMSMencoders"), TextDataset(synthetic_birds, "train").n_words)

@@ -47,6 +47,8 @@ TRAIN: {FLAG: true, BATCH_SIZE: 24, SNAPSHOT_INTERVAL: 5, ENCODER_LR: 0.005, RNN
         DAMSM_INPUT_SIZE: 75, DAMSM_IMAGENET: false, SMOOTH: {GAMMA1: 4.0, GAMMA2: 5.0, GAMMA3: 10.0}}
 TEXT: {EMBEDDING_DIM: 256, CAPTIONS_PER_IMAGE: 10, WORDS_NUM: 18}
 """
+# Frozen with the two configs above, so not tests.helpers.TINY: a change to the tests' tiny configuration
+# must not move the recorded numbers.
 TINY = ["TREE.BASE_SIZE", "64", "TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "6", "WORKERS", "0",
         "TRAIN.DAMSM_INPUT_SIZE", "75"]
 

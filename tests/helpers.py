@@ -1,16 +1,22 @@
-"""Small builders shared by tests (tiny models and fake DAMSM batches)."""
+"""Small builders shared by tests: the tiny configuration, the synthetic bird set with a random DAMSM pair,
+opened generator gates, reference facts, sample folders and raw HTTP."""
 from __future__ import annotations
 
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from DAMSM import CNN_ENCODER, RNN_ENCODER
 from miscc.config import cfg, cfg_from_list
+from miscc.run.checkpoint import save_released
 from miscc.run.seeding import seed_everything
+from model import residual_gates
+from tools.birds.make_birds import make_birds
 
 # Facts measured on the original classes (docs/ORIGINAL.md, 'Checkpoints'): every key, shape and dtype
 # of the four released modules, and their prefixes, file names and parameter counts.
@@ -33,15 +39,58 @@ def state_dict_rows(module: torch.nn.Module) -> list[tuple[str, tuple[int, ...],
             for k, v in module.state_dict().items()]
 
 
-def configure(tmp_path, data_dir, damsm, **extra):
-    opts = {"DATA_DIR": str(data_dir), "OUTPUT_DIR": str(tmp_path / "output"), "CONFIG_NAME": "tiny",
-            "TEXT.DAMSM_NAME": str(damsm), "TREE.BASE_SIZE": "64", "TRAIN.NF": "4",
-            "TRAIN.BATCH_SIZE": "6", "TRAIN.MAX_EPOCH": "1", "TRAIN.WARMUP_EPOCHS": "0",
-            "TRAIN.GSAVE_INTERVAL": "1", "TRAIN.DSAVE_INTERVAL": "1", "WORKERS": "0",
-            "TRAIN.DAMSM_INPUT_SIZE": "75", "CUDA": "False"}
-    opts.update({k: str(v) for k, v in extra.items()})
-    cfg_from_list([x for kv in opts.items() for x in kv])
+# The one tiny training configuration of the tests (GAN training, sampling and DAMSM pretraining alike; a
+# test changes only what it is about): 64 px, 4 generator channels, batches of 6 (the synthetic set's 18
+# train images make 3 steps), one epoch whose snapshots are all written, no loader workers, 3 x 3 DAMSM
+# regions (75 px encoder input).
+TINY = {"TREE.BASE_SIZE": 64, "TRAIN.NF": 4, "TRAIN.BATCH_SIZE": 6, "TRAIN.MAX_EPOCH": 1, "TRAIN.WARMUP_EPOCHS": 0,
+        "TRAIN.GSAVE_INTERVAL": 1, "TRAIN.DSAVE_INTERVAL": 1, "WORKERS": 0, "TRAIN.DAMSM_INPUT_SIZE": 75}
+# conftest's shared synthetic bird set: 4 species x 6 images at 64x48, 3 train species (18 images), 1 test species.
+TINY_BIRDS = {"classes": 4, "per_class": 6, "seed": 0, "size": (64, 48)}
+
+
+def tiny_opts(**changes: Any) -> list[str]:
+    """``TINY`` updated with ``changes`` (config keys: ``**{"TRAIN.BATCH_SIZE": 3}``) as the flat KEY VALUE
+    list that ``--opts`` and ``cfg_from_list`` take."""
+    return [str(x) for kv in {**TINY, **changes}.items() for x in kv]
+
+
+def configure(tmp_path: Path, data_dir: Path, damsm: Path, **extra: Any) -> None:
+    """The global config set to ``TINY`` on ``data_dir`` with the DAMSM text encoder ``damsm`` (CPU), run
+    folder ``tmp_path/output/tiny``, changed by ``extra``; then seeded as an entry point seeds."""
+    cfg_from_list(tiny_opts(**{"DATA_DIR": str(data_dir), "OUTPUT_DIR": str(tmp_path / "output"),
+                               "CONFIG_NAME": "tiny", "TEXT.DAMSM_NAME": str(damsm), "CUDA": False, **extra}))
     seed_everything(cfg.SEED)
+
+
+def bird_set(root: Path, **changes: Any) -> Path:
+    """A synthetic CUB-layout set at ``root`` (``TINY_BIRDS`` changed by ``changes``, e.g. ``classes=8``)."""
+    make_birds(root, **{**TINY_BIRDS, **changes})
+    return root
+
+
+def random_damsm(folder: Path, n_words: int, epoch: int = 200, rnn_type: str = "LSTM") -> Path:
+    """A random DAMSM pair (seed 0) in the released format, sized for ``n_words``:
+    ``text_encoder<epoch>.pth`` and ``image_encoder<epoch>.pth`` in ``folder``; returns the text encoder's path."""
+    torch.manual_seed(0)
+    save_released(RNN_ENCODER(n_words, nhidden=256, rnn_type=rnn_type), folder / f"text_encoder{epoch}.pth")
+    save_released(CNN_ENCODER(256, pretrained=False), folder / f"image_encoder{epoch}.pth")
+    return folder / f"text_encoder{epoch}.pth"
+
+
+def open_gates(net: torch.nn.Module, std: float = 0.5) -> torch.nn.Module:
+    """``net`` with its residual gates and text MLP output layers drawn from N(0, std^2) (torch's global
+    stream, in parameter order); every other weight keeps its initialisation.
+
+    Fresh, those are zero: the generator is a pure shortcut chain whose image ignores the text and the
+    masks, and the discriminator's blocks are their shortcuts. A test that needs every block, mask and
+    text path to matter (and on the gradient path) opens them this way."""
+    gates = {id(p) for p in residual_gates(net)}
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if id(p) in gates or ".linear2." in name:
+                p.normal_(0, std)
+    return net
 
 
 def snapshot(module):

@@ -17,25 +17,24 @@ from miscc.metrics.bird_net import build_bird_net
 from tools.ablation import table
 from tools.ablation.plan import RUN_RECORD
 from tools.ablation.variants import VARIANTS
-from tools.birds.make_birds import make_birds
-from tests.conftest import write_random_damsm
+from datasets import TextDataset
+from tests.helpers import bird_set, random_damsm
 
 REPO = Path(__file__).resolve().parents[1]
-# Small enough for seconds per epoch, large enough for every score (FD needs two halves of real test images).
-TINY = ["TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "6", "EVAL.FID_NUM_IMAGES", "12", "EVAL.BATCH_SIZE", "6"]
+# The demo recipe made small enough for seconds per epoch (the set is large enough for every score).
+SMALL = ["TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "6", "EVAL.FID_NUM_IMAGES", "12", "EVAL.BATCH_SIZE", "6"]
 
 
 @pytest.fixture(scope="module")
 def birds(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ablation") / "birds"
-    make_birds(root, classes=6, per_class=10, seed=0, size=(64, 48), facing="right")
+    root = bird_set(tmp_path_factory.mktemp("ablation") / "birds", classes=6, per_class=10, facing="right")
     build_bird_net(root, epochs=5)
     return root
 
 
 @pytest.fixture(scope="module")
 def damsm(birds, tmp_path_factory) -> Path:
-    return write_random_damsm(birds, tmp_path_factory.mktemp("damsm"))
+    return random_damsm(tmp_path_factory.mktemp("damsm"), TextDataset(birds, "train").n_words)
 
 
 def _ablation(out: Path, birds: Path, damsm: Path, *args: str) -> list[str]:
@@ -56,7 +55,7 @@ def _trainings(log: Path) -> int:
 @pytest.mark.slow
 def test_a_killed_quick_ablation_resumes_without_redoing_runs_and_writes_the_table(birds, damsm, tmp_path):
     out = tmp_path / "abl"
-    cmd = _ablation(out, birds, damsm, "--quick", "--jobs", "1", "--opts", *TINY)
+    cmd = _ablation(out, birds, damsm, "--quick", "--jobs", "1", "--opts", *SMALL)
     first, second = out / "runs" / "id0_seed100", out / "runs" / "id1_seed100"
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -110,12 +109,12 @@ def test_a_killed_quick_ablation_resumes_without_redoing_runs_and_writes_the_tab
     assert json.loads((moved / table.ABLATION_JSON).read_text())["rows"] == result["rows"]
 
     # For a scheduler: one command per run, between a preparing and a table command.
-    proc = _run(_ablation(out, birds, damsm, "--quick", "--seeds", "2", "--print_commands", "--opts", *TINY))
+    proc = _run(_ablation(out, birds, damsm, "--quick", "--seeds", "2", "--print_commands", "--opts", *SMALL))
     commands = [line for line in proc.stdout.splitlines() if not line.startswith("#")]
     assert len(commands) == 1 + 4 + 1 and "--prepare_only" in commands[0] and "--table" in commands[-1]
     assert sorted(c.split("--only ")[1].split()[0] for c in commands[1:-1]) == \
         ["id0_seed100", "id0_seed101", "id1_seed100", "id1_seed101"]
 
     # Another recipe in the same folder is refused: its runs would not be comparable.
-    proc = _run(_ablation(out, birds, damsm, "--quick", "--opts", *TINY, "TRAIN.NF", "8"))
+    proc = _run(_ablation(out, birds, damsm, "--quick", "--opts", *SMALL, "TRAIN.NF", "8"))
     assert proc.returncode == 2 and "other opts" in proc.stderr

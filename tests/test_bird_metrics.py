@@ -21,22 +21,21 @@ from miscc.metrics import EvalContext, GeneratedImages, compute_metrics
 from miscc.metrics.bird_net import BIRD_NET_FILE, build_bird_net, centre, load_bird_images, load_bird_net
 from miscc.metrics.bird_scores import bird_region, fd_floor, frechet_distance, group_diversity, mask_coverage
 from miscc.metrics.colour import is_muted, load_attributes
-from tests.helpers import configure
+from tests.helpers import bird_set, configure
 from tools import bird_features
-from tools.birds.make_birds import make_birds
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 EPOCHS = 40
-# Larger than conftest's TINY_BIRDS (whose test split is one species of 6 images, too few for a
+# Larger than tests.helpers.TINY_BIRDS (whose test split is one species of 6 images, too few for a
 # floor of FD between halves): 6 species x 10 images, 2 test species; still ~1 s to write.
-SMALL_BIRDS = {"classes": 6, "per_class": 10, "seed": 0, "size": (64, 48)}
+SMALL_BIRDS = {"classes": 6, "per_class": 10}
 
 
 @pytest.fixture(scope="module")
 def birds(tmp_path_factory):
     """A small synthetic set with its bird network, built by the command line tool."""
     root = tmp_path_factory.mktemp("bird_net") / "birds"
-    make_birds(root, **SMALL_BIRDS)
+    bird_set(root, **SMALL_BIRDS)
     assert bird_features.main([str(root), "--epochs", str(EPOCHS)]) == 0
     return root
 

@@ -41,7 +41,7 @@ from miscc.train.gan import GANTrainer
 from DAMSM import encode_text
 from miscc.run.seeding import seed_everything
 from model import NetG
-from tests.helpers import calibrate_batchnorm, configure, write_images
+from tests.helpers import calibrate_batchnorm, configure, open_gates, tiny_opts, write_images
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(),
@@ -77,7 +77,7 @@ def make(tmp_path, birds, damsm, device: torch.device, mode: str = "main", like:
 
 def step(trainer: GANTrainer, data) -> dict[str, float]:
     torch.manual_seed(0)  # the same noise: drawn on the CPU, then moved to the device
-    stats = trainer.step(data)
+    stats = trainer.step(data.to(trainer.device))  # the loop moves each batch before its step
     assert all(v.dtype == torch.float32 and v.device == trainer.device for v in stats.values())
     return {k: float(v) for k, v in stats.items()}
 
@@ -167,15 +167,11 @@ def test_ema_on_cuda_averages_the_generator(tmp_path, synthetic_birds, damsm_fil
 def test_sampling_on_cuda_writes_what_the_cpu_writes(tmp_path, synthetic_birds):
     n_words = TextDataset(synthetic_birds, "test").n_words
     torch.manual_seed(0)
-    netG = NetG(4, 100, imsize=64)
-    with torch.no_grad():  # open the residual gates: text and noise both shape the images
-        for p in netG.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    netG = open_gates(NetG(4, 100, imsize=64))  # text and noise both shape the images
     save_released(netG, tmp_path / "netG_010.pth", prefix="module.")
     save_released(RNN_ENCODER(n_words, nhidden=256), tmp_path / "text_encoder.pth")
-    opts = ["TEXT.DAMSM_NAME", str(tmp_path / "text_encoder.pth"), "TRAIN.NET_G", str(tmp_path / "netG_010.pth"),
-            "TREE.BASE_SIZE", "64", "TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "7", "WORKERS", "1",
-            "OUTPUT_DIR", str(tmp_path / "output")]
+    opts = tiny_opts(**{"TEXT.DAMSM_NAME": tmp_path / "text_encoder.pth", "TRAIN.NET_G": tmp_path / "netG_010.pth",
+                        "TRAIN.BATCH_SIZE": 7, "WORKERS": 1, "OUTPUT_DIR": tmp_path / "output"})
     for gpu in ("-1", "0"):
         reset_cfg()
         torch.cuda.reset_peak_memory_stats(CUDA)

@@ -21,18 +21,17 @@ from miscc.config import reset_cfg
 from miscc.train.damsm import lr_at_epoch, pretrain
 from miscc.run.layout import damsm_epoch_from_name as epoch_of_text_encoder
 from miscc.errors import SSAGANError
-from tools.birds.make_birds import make_birds
+from tests.helpers import bird_set, tiny_opts
 
 DEMO_CFG = str(Path(__file__).resolve().parents[1] / "cfg" / "DAMSM" / "demo.yml")
 N_EPOCHS = 3
 
 
-def tiny_opts(out: Path, name: str, epochs: int, *extra: str) -> list[str]:
-    """Tiny but real settings: 32 px crops seen by the encoder at 75 px (3 x 3 regions)."""
+def damsm_argv(out: Path, name: str, epochs: int, *extra: str) -> list[str]:
+    """The tiny settings with 32 px crops (seen by the encoder at 75 px: 3 x 3 regions), batches of 8."""
     return ["--cfg", DEMO_CFG, "--gpu", "-1", "--manualSeed", "0", "--opts",
-            "OUTPUT_DIR", str(out), "CONFIG_NAME", name, "WORKERS", "0",
-            "TREE.BASE_SIZE", "32", "TRAIN.DAMSM_INPUT_SIZE", "75", "TRAIN.BATCH_SIZE", "8",
-            "TRAIN.MAX_EPOCH", str(epochs), "TRAIN.SNAPSHOT_INTERVAL", "2", "TRAIN.ENCODER_LR", "0.005",
+            *tiny_opts(**{"OUTPUT_DIR": out, "CONFIG_NAME": name, "TREE.BASE_SIZE": 32, "TRAIN.BATCH_SIZE": 8,
+                          "TRAIN.MAX_EPOCH": epochs, "TRAIN.SNAPSHOT_INTERVAL": 2, "TRAIN.ENCODER_LR": 0.005}),
             *extra]
 
 
@@ -53,7 +52,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def birds(tmp_path_factory) -> Path:
     """6 train species (48 images, 6 batches of 8) and 2 test species (16 images, 2 batches)."""
     root = tmp_path_factory.mktemp("damsm_data") / "birds"
-    make_birds(root, classes=8, per_class=8, seed=0, size=(64, 48))
+    bird_set(root, classes=8, per_class=8)
     return root
 
 
@@ -61,7 +60,7 @@ def birds(tmp_path_factory) -> Path:
 def reference_run(birds, tmp_path_factory):
     """N_EPOCHS uninterrupted epochs; returns (output dir, per-epoch stats)."""
     out = tmp_path_factory.mktemp("damsm_out")
-    configure(tiny_opts(out, "ref", N_EPOCHS, "DATA_DIR", str(birds)))
+    configure(damsm_argv(out, "ref", N_EPOCHS, "DATA_DIR", str(birds)))
     history = pretrain()
     reset_cfg()
     return out, history
@@ -115,7 +114,7 @@ def test_kill_and_resume_continues_at_the_next_epoch_and_matches(reference_run, 
         return real(*args, **kwargs)
 
     monkeypatch.setattr(damsm_trainer, "damsm_batch_losses", dying)
-    configure(tiny_opts(tmp_path, "run", N_EPOCHS, "DATA_DIR", str(birds)))
+    configure(damsm_argv(tmp_path, "run", N_EPOCHS, "DATA_DIR", str(birds)))
     with pytest.raises(KeyboardInterrupt):
         pretrain()
     monkeypatch.undo()
@@ -125,7 +124,7 @@ def test_kill_and_resume_continues_at_the_next_epoch_and_matches(reference_run, 
     assert state["lr"] == pytest.approx(lr_at_epoch(2, 0.005))
     assert sorted(p.name for p in folder.glob("text_encoder*.pth")) == ["text_encoder0.pth"]
 
-    configure(["--resume"] + tiny_opts(tmp_path, "run", N_EPOCHS, "DATA_DIR", str(birds)))
+    configure(["--resume"] + damsm_argv(tmp_path, "run", N_EPOCHS, "DATA_DIR", str(birds)))
     resumed = pretrain()
     assert [h.epoch for h in resumed] == [2]
     assert load_file(folder / "latest_damsm.pth")["epoch"] == 2
@@ -136,7 +135,7 @@ def test_kill_and_resume_continues_at_the_next_epoch_and_matches(reference_run, 
         assert all(torch.equal(mine[k], ref[k]) for k in ref), f"{kind}: resumed run diverged"
 
     # resuming a finished run does nothing
-    configure(["--resume"] + tiny_opts(tmp_path, "run", N_EPOCHS, "DATA_DIR", str(birds)))
+    configure(["--resume"] + damsm_argv(tmp_path, "run", N_EPOCHS, "DATA_DIR", str(birds)))
     assert pretrain() == []
 
 
@@ -144,7 +143,7 @@ def test_kill_and_resume_continues_at_the_next_epoch_and_matches(reference_run, 
 def test_net_e_resumes_from_released_files_at_the_next_epoch(reference_run, birds, tmp_path):
     ref_out, _ = reference_run
     net_e = models(ref_out, "ref") / "text_encoder0.pth"
-    configure(tiny_opts(tmp_path, "from_e", 2, "DATA_DIR", str(birds), "TRAIN.NET_E", str(net_e)))
+    configure(damsm_argv(tmp_path, "from_e", 2, "DATA_DIR", str(birds), "TRAIN.NET_E", str(net_e)))
     history = pretrain()
     assert [h.epoch for h in history] == [1]
     assert history[0].lr == pytest.approx(lr_at_epoch(1, 0.005))
@@ -162,17 +161,17 @@ def test_lr_schedule_matches_the_original():
 
 def test_missing_data_dir_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
     missing = tmp_path / "no_birds_here"
-    configure(tiny_opts(tmp_path, "bad", 1, "DATA_DIR", str(missing)))
+    configure(damsm_argv(tmp_path, "bad", 1, "DATA_DIR", str(missing)))
     with pytest.raises(SSAGANError, match="does not exist"):
         pretrain()
     assert not (tmp_path / "bad").exists()
     with pytest.raises(SystemExit) as exit_info:
-        DAMSM.cli_main(tiny_opts(tmp_path, "bad", 1, "DATA_DIR", str(missing)))
+        DAMSM.cli_main(damsm_argv(tmp_path, "bad", 1, "DATA_DIR", str(missing)))
     assert exit_info.value.code == 2
     assert "no_birds_here" in capsys.readouterr().err
 
 
 def test_resume_without_a_state_is_an_error(synthetic_birds, tmp_path):
-    configure(["--resume"] + tiny_opts(tmp_path, "none", 1, "DATA_DIR", str(synthetic_birds)))
+    configure(["--resume"] + damsm_argv(tmp_path, "none", 1, "DATA_DIR", str(synthetic_birds)))
     with pytest.raises(SSAGANError, match="nothing to resume"):
         pretrain()

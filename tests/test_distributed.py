@@ -27,14 +27,14 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER
-from datasets import TextDataset
+from datasets import TextDataset, prepare_data
 from miscc.run import distributed
 from miscc.run.checkpoint import load_checkpoint, save_released
 from miscc.train.damsm import damsm_batch_losses
 from miscc.train.losses import d_hinge_real, ma_gp
 from model import NetD, NetG
 from sync_batchnorm import SyncBatchNorm, SynchronizedBatchNorm2d, convert_sync_batchnorm
-from tools.birds.make_birds import make_birds
+from tests.helpers import bird_set, open_gates, tiny_opts
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # several processes (gloo, torchrun) per test
@@ -59,22 +59,12 @@ def _bn_data() -> tuple[torch.Tensor, torch.Tensor]:
 
 def _netg() -> NetG:
     torch.manual_seed(2)
-    g = NetG(4, 100, imsize=64)
-    with torch.no_grad():  # open the residual gates and text MLPs so every BN is on the gradient path
-        for name, p in g.named_parameters():
-            if name.endswith("gamma") or "linear2" in name:
-                p.normal_(0, 0.5)
-    return g
+    return open_gates(NetG(4, 100, imsize=64))  # so every BN is on the gradient path
 
 
 def _netd() -> NetD:
     torch.manual_seed(3)
-    d = NetD(4, imsize=64)
-    with torch.no_grad():
-        for name, p in d.named_parameters():
-            if name.endswith("gamma"):
-                p.fill_(0.5)
-    return d
+    return open_gates(NetD(4, imsize=64))
 
 
 def _gan_data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -218,13 +208,11 @@ def test_torchrun_two_processes(tmp_path, synthetic_birds, damsm_files):
     save_released(NetG(4, 100, imsize=64), released, prefix="module.")
     launcher = tmp_path / "launch.py"
     launcher.write_text(LAUNCHER.format(repo=str(REPO), out=str(tmp_path)))
-    opts = {"OUTPUT_DIR": str(tmp_path / "output"), "CONFIG_NAME": "ddp", "TEXT.DAMSM_NAME": str(damsm_files),
-            "TREE.BASE_SIZE": 64, "TRAIN.NF": 4, "TRAIN.BATCH_SIZE": HALF, "TRAIN.MAX_EPOCH": 1,
-            "TRAIN.WARMUP_EPOCHS": 0, "TRAIN.GSAVE_INTERVAL": 1, "TRAIN.DSAVE_INTERVAL": 1, "WORKERS": 0,
-            "TRAIN.DAMSM_INPUT_SIZE": 75, "TRAIN.NET_G": str(released)}
+    opts = tiny_opts(**{"OUTPUT_DIR": tmp_path / "output", "CONFIG_NAME": "ddp", "TEXT.DAMSM_NAME": damsm_files,
+                        "TRAIN.BATCH_SIZE": HALF, "TRAIN.NET_G": released})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
            str(launcher), "finetune", "--cfg", "cfg/bird.yml", "--gpu", "-1", "--data_dir", str(synthetic_birds),
-           "--opts", *[str(x) for kv in opts.items() for x in kv]]
+           "--opts", *opts]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -274,9 +262,8 @@ def test_torchrun_sampling_writes_what_one_process_writes(tmp_path, synthetic_bi
     netg = _netg()
     save_released(netg, tmp_path / "netG_004.pth", prefix="module.")
     save_released(RNN_ENCODER(n_words, nhidden=256), tmp_path / "text_encoder.pth")
-    opts = ["TEXT.DAMSM_NAME", str(tmp_path / "text_encoder.pth"), "TRAIN.NET_G", str(tmp_path / "netG_004.pth"),
-            "TREE.BASE_SIZE", "64", "TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "7", "WORKERS", "1",
-            "OUTPUT_DIR", str(tmp_path / "output")]
+    opts = tiny_opts(**{"TEXT.DAMSM_NAME": tmp_path / "text_encoder.pth", "TRAIN.NET_G": tmp_path / "netG_004.pth",
+                        "TRAIN.BATCH_SIZE": 7, "WORKERS": 1, "OUTPUT_DIR": tmp_path / "output"})
     args = ["--cfg", "cfg/bird.yml", "--gpu", "-1", "--data_dir", str(synthetic_birds), "--sample"]
     single, multi = tmp_path / "single", tmp_path / "multi"
     _run_entry([sys.executable, "main.py", *args, "--out_dir", str(single), "--opts", *opts], tmp_path)
@@ -323,7 +310,7 @@ def _damsm_step(text_encoder: RNN_ENCODER, image_encoder: CNN_ENCODER, batch: li
     text_encoder.eval()  # no dropout: both sides must draw nothing random
     image_encoder.train()  # BNs in train mode, as in pretraining
     params = [p for m in (text_encoder, image_encoder) for p in m.parameters() if p.requires_grad]
-    w, s = damsm_batch_losses(text_encoder, image_encoder, batch, torch.device("cpu"))
+    w, s = damsm_batch_losses(text_encoder, image_encoder, prepare_data(batch))
     ((w + s) * distributed.world_size()).backward()
     distributed.all_reduce_grads(params)
     grads = {f"{i}": p.grad.clone() for i, p in enumerate(params)}
@@ -371,11 +358,10 @@ def test_two_rank_damsm_step_equals_one_process_on_the_whole_batch(tmp_path):
 
 def test_torchrun_damsm_pretraining(tmp_path):
     birds = tmp_path / "birds"
-    make_birds(birds, classes=4, per_class=6, seed=0, size=(64, 48))
+    bird_set(birds)
     out = tmp_path / "output"
-    opts = ["OUTPUT_DIR", str(out), "CONFIG_NAME", "ddp", "WORKERS", "0", "TREE.BASE_SIZE", "32",
-            "TRAIN.DAMSM_INPUT_SIZE", "75", "TRAIN.BATCH_SIZE", "3", "TRAIN.MAX_EPOCH", "2",
-            "TRAIN.SNAPSHOT_INTERVAL", "1"]
+    opts = tiny_opts(**{"OUTPUT_DIR": out, "CONFIG_NAME": "ddp", "TREE.BASE_SIZE": 32, "TRAIN.BATCH_SIZE": 3,
+                        "TRAIN.MAX_EPOCH": 2, "TRAIN.SNAPSHOT_INTERVAL": 1})
     proc = _run_entry([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
                        "DAMSM.py", "--cfg", "cfg/DAMSM/demo.yml", "--gpu", "-1", "--data_dir", str(birds),
                        "--opts", *opts], tmp_path)

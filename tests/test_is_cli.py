@@ -16,7 +16,7 @@ import IS
 from miscc.metrics.inception import (INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, RANDOM_WEIGHTS,
                                      InceptionExtractor)
 from miscc.metrics.stats import load_stats
-from tests.helpers import write_images
+from tests.helpers import random_damsm, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES = 4
@@ -100,14 +100,11 @@ def test_end_to_end_json_cache_save_stats_and_npz_reference(tmp_path, sample_dir
 
 
 def _damsm_files(tmp_path: Path, n_words: int, rnn_type: str = "LSTM") -> Path:
-    from DAMSM import CNN_ENCODER, RNN_ENCODER
-    torch.manual_seed(0)
-    torch.save(RNN_ENCODER(n_words, nhidden=256, rnn_type=rnn_type).state_dict(), tmp_path / "text_encoder7.pth")
-    torch.save(CNN_ENCODER(256, pretrained=False).state_dict(), tmp_path / "image_encoder7.pth")
+    text_encoder = random_damsm(tmp_path, n_words, epoch=7, rnn_type=rnn_type)
     vocab = {i: f"w{i}" for i in range(n_words)}
     with open(tmp_path / "captions.pickle", "wb") as f:
         pickle.dump([[], [], vocab, {w: i for i, w in vocab.items()}], f, protocol=2)
-    return tmp_path / "text_encoder7.pth"
+    return text_encoder
 
 
 def test_r_precision_classifier_is_and_lpips_end_to_end(tmp_path, sample_dir, fast_inception):

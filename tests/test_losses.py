@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from miscc.train.losses import (DAMSM_loss, DAMSMSmoothing, cosine_similarity, d_hinge_fake, d_hinge_real,
+from miscc.train.losses import (DAMSMSmoothing, cosine_similarity, d_hinge_fake, d_hinge_real, damsm_terms,
                           func_attention, g_hinge, ma_gp, sent_loss, words_loss)
 
 G1, G2, G3 = 5.0, 5.0, 10.0
@@ -112,14 +112,13 @@ def test_damsm_loss_sums_word_and_sentence_terms():
     feats, words, lens, labels = damsm_batch()
     sent = torch.randn(6, 16)
     code = torch.randn(6, 16)
-    encoder = lambda imgs: (feats, code)  # noqa: E731  stands in for CNN_ENCODER
     class_ids = np.array([1, 2, 1, 3, 4, 5])
     smoothing = DAMSMSmoothing(gamma1=4.0, gamma2=3.0, gamma3=7.0, lambda_=0.5)
-    total = DAMSM_loss(encoder, None, labels, words, sent, labels, lens, class_ids, smoothing)
+    total = damsm_terms(feats, code, words, sent, lens, class_ids, smoothing).weighted(smoothing.lambda_)
     w0, w1, _ = words_loss(feats, words, labels, lens, class_ids, 6, gamma1=4.0, gamma2=3.0, gamma3=7.0)
     s0, s1 = sent_loss(code, sent, labels, class_ids, 6, gamma3=7.0)
     assert torch.allclose(total, 0.5 * (w0 + w1 + s0 + s1))
-    default = DAMSM_loss(encoder, None, labels, words, sent, labels, lens, class_ids)
+    default = damsm_terms(feats, code, words, sent, lens, class_ids).weighted(DAMSMSmoothing().lambda_)
     assert not torch.allclose(default, total)  # the smoothing constants reach both terms
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from datasets import TextDataset, build_transform, tokenize
 from miscc.errors import SSAGANError
-from tests.conftest import TINY_BIRDS
+from tests.helpers import TINY_BIRDS
 from miscc.metrics import bird_geometry as geo
 from miscc.metrics.colour import (NAMES, PALETTE, SCORED_PARTS, accuracy, body_colour_accuracy,
                                 candidate_colours, chance_level, from_tanh, is_muted, load_attributes,

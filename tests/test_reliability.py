@@ -24,17 +24,15 @@ from miscc.sample.protocol import DONE_FILE, PLAN_FILE
 from main import cli_main
 from miscc.train.gan import GANTrainer
 from model import NetD, NetG
-from tests.helpers import configure, permute_vocabulary, write_sample_folder
+from tests.helpers import configure, permute_vocabulary, tiny_opts, write_sample_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cli_args(tmp_path, data, damsm, *extra_opts, flags=()):
     return ["--cfg", "cfg/bird.yml", "--gpu", "-1", "--data_dir", str(data), *flags, "--opts",
-            "OUTPUT_DIR", str(tmp_path / "out"), "CONFIG_NAME", "run", "TEXT.DAMSM_NAME", str(damsm),
-            "TREE.BASE_SIZE", "64", "TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "6", "TRAIN.MAX_EPOCH", "1",
-            "TRAIN.WARMUP_EPOCHS", "0", "TRAIN.GSAVE_INTERVAL", "1", "TRAIN.DSAVE_INTERVAL", "1", "WORKERS", "0",
-            "TRAIN.DAMSM_INPUT_SIZE", "75", "PROGRESS", "off", *extra_opts]
+            *tiny_opts(**{"OUTPUT_DIR": tmp_path / "out", "CONFIG_NAME": "run", "TEXT.DAMSM_NAME": damsm,
+                          "PROGRESS": "off"}), *extra_opts]
 
 
 def _exit_message(capsys, fn, *args) -> str:
@@ -123,8 +121,7 @@ def test_two_start_overs_within_one_second_keep_both_old_runs(tmp_path, syntheti
 
 def test_damsm_pretraining_refuses_to_overwrite_its_run_too(tmp_path, synthetic_birds, capsys):
     argv = ["--cfg", "cfg/DAMSM/demo.yml", "--gpu", "-1", "--data_dir", str(synthetic_birds), "--opts",
-            "OUTPUT_DIR", str(tmp_path), "CONFIG_NAME", "damsm", "TRAIN.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "6",
-            "TREE.BASE_SIZE", "64", "PROGRESS", "off"]
+            *tiny_opts(**{"OUTPUT_DIR": tmp_path, "CONFIG_NAME": "damsm", "PROGRESS": "off"})]
     damsm_main(argv)
     state = (tmp_path / "damsm" / "models" / "latest_damsm.pth").read_bytes()
     err = _exit_message(capsys, damsm_main, argv)
@@ -249,8 +246,7 @@ def test_a_text_encoder_written_here_is_refused_under_a_renumbered_vocabulary(tm
     data = tmp_path / "birds"
     shutil.copytree(synthetic_birds, data)
     damsm_main(["--cfg", "cfg/DAMSM/demo.yml", "--gpu", "-1", "--data_dir", str(data), "--opts",
-                "OUTPUT_DIR", str(tmp_path), "CONFIG_NAME", "damsm", "TRAIN.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "6",
-                "TREE.BASE_SIZE", "64", "PROGRESS", "off"])
+                *tiny_opts(**{"OUTPUT_DIR": tmp_path, "CONFIG_NAME": "damsm", "PROGRESS": "off"})])
     encoder = tmp_path / "damsm" / "models" / "text_encoder0.pth"
     configure(tmp_path / "gan", data, encoder)
     GANTrainer("main")  # same vocabulary: accepted

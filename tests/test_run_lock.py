@@ -13,6 +13,7 @@ import yaml
 
 from miscc.errors import SSAGANError
 from miscc.run.lock import FolderLock, folder_lock, lock_file_for
+from tests.helpers import tiny_opts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,11 +54,9 @@ def test_a_lock_left_by_a_killed_holder_is_taken_over(tmp_path):
 
 def _gan_command(data: Path, encoder: Path, out: Path, seed: int, epochs: int) -> list[str]:
     return [sys.executable, str(REPO / "main.py"), "--cfg", str(REPO / "cfg" / "bird.yml"), "--gpu", "-1",
-            "--data_dir", str(data), "--manualSeed", str(seed), "--opts", "OUTPUT_DIR", str(out),
-            "CONFIG_NAME", "run", "TEXT.DAMSM_NAME", str(encoder), "TREE.BASE_SIZE", "64", "TRAIN.NF", "4",
-            "TRAIN.BATCH_SIZE", "6", "TRAIN.MAX_EPOCH", str(epochs), "TRAIN.WARMUP_EPOCHS", "0",
-            "TRAIN.GSAVE_INTERVAL", "1", "TRAIN.DSAVE_INTERVAL", "1", "WORKERS", "0",
-            "TRAIN.DAMSM_INPUT_SIZE", "75", "PROGRESS", "off"]
+            "--data_dir", str(data), "--manualSeed", str(seed), "--opts",
+            *tiny_opts(**{"OUTPUT_DIR": out, "CONFIG_NAME": "run", "TEXT.DAMSM_NAME": encoder, "TRAIN.MAX_EPOCH": epochs,
+                          "PROGRESS": "off"})]
 
 
 @pytest.mark.slow

@@ -13,16 +13,17 @@ from PIL import Image
 from DAMSM import RNN_ENCODER
 from datasets import TextDataset
 from miscc.run.checkpoint import save_released
-from miscc.config import cfg
+from miscc.config import cfg, cfg_from_list
 from miscc.errors import SSAGANError
 from miscc.sample.protocol import DONE_FILE, GRID_FILE
 from miscc.sample.png import PngWriter
 from miscc.sample.sampler import sample
 from model import NetG
+from tests.helpers import TINY, open_gates, tiny_opts
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SIZE, NF, BATCH = 64, 4, 7  # 7 does not divide the 60 test captions: the last batch has 4
+SIZE, NF, BATCH = TINY["TREE.BASE_SIZE"], TINY["TRAIN.NF"], 7  # 7 does not divide the 60 test captions: the last batch has 4
 RECORD_FIELDS = {"file", "mask", "key", "caption_idx", "text", "tokens", "repeat"}
 
 
@@ -32,10 +33,7 @@ def models(tmp_path_factory, synthetic_birds) -> dict:
     root = tmp_path_factory.mktemp("sampler_models")
     n_words = TextDataset(synthetic_birds, "test").n_words
     torch.manual_seed(0)
-    netG = NetG(NF, 100, imsize=SIZE)
-    with torch.no_grad():
-        for p in netG.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    netG = open_gates(NetG(NF, 100, imsize=SIZE))
     save_released(netG, root / "netG_010.pth", prefix="module.")
     save_released(RNN_ENCODER(n_words, nhidden=256), root / "damsm_text_encoder.pth")
     save_released(RNN_ENCODER(n_words, nhidden=256), root / "text_encoder_010.pth")
@@ -45,11 +43,9 @@ def models(tmp_path_factory, synthetic_birds) -> dict:
 
 @pytest.fixture
 def setup(models, synthetic_birds, tmp_path) -> dict:
-    cfg.DATA_DIR = str(synthetic_birds)
-    cfg.TREE.BASE_SIZE, cfg.TRAIN.NF, cfg.TRAIN.BATCH_SIZE = SIZE, NF, BATCH
-    cfg.CUDA, cfg.WORKERS = False, 2
-    cfg.OUTPUT_DIR, cfg.CONFIG_NAME = str(tmp_path / "output"), "run"
-    cfg.TRAIN.NET_G, cfg.TEXT.DAMSM_NAME = str(models["netG"]), str(models["damsm"])
+    cfg_from_list(tiny_opts(**{"DATA_DIR": synthetic_birds, "TRAIN.BATCH_SIZE": BATCH, "CUDA": False, "WORKERS": 2,
+                               "OUTPUT_DIR": tmp_path / "output", "CONFIG_NAME": "run", "TRAIN.NET_G": models["netG"],
+                               "TEXT.DAMSM_NAME": models["damsm"]}))
     return {**models, "tmp": tmp_path, "dataset": TextDataset(synthetic_birds, "test")}
 
 

@@ -11,7 +11,7 @@ from miscc.errors import SSAGANError
 from main import cli_main
 from miscc.train.gan import GANTrainer
 from miscc.run.seeding import seed_everything
-from tests.helpers import changed, configure, snapshot
+from tests.helpers import changed, configure, snapshot, tiny_opts
 
 
 def test_main_epoch_trains_g_and_d_and_keeps_encoders_frozen(tmp_path, synthetic_birds, damsm_files):
@@ -120,10 +120,7 @@ def test_wrong_vocabulary_encoder_is_refused_before_training(tmp_path, synthetic
 
 def test_command_line_trains_and_reports_user_errors(tmp_path, synthetic_birds, damsm_files, capsys):
     args = ["--cfg", "cfg/bird.yml", "--gpu", "-1", "--data_dir", str(synthetic_birds), "--opts",
-            "OUTPUT_DIR", str(tmp_path), "CONFIG_NAME", "cli", "TEXT.DAMSM_NAME", str(damsm_files),
-            "TREE.BASE_SIZE", "64", "TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "6", "TRAIN.MAX_EPOCH", "1",
-            "TRAIN.WARMUP_EPOCHS", "0", "TRAIN.GSAVE_INTERVAL", "1", "WORKERS", "0",
-            "TRAIN.DAMSM_INPUT_SIZE", "75"]
+            *tiny_opts(**{"OUTPUT_DIR": tmp_path, "CONFIG_NAME": "cli", "TEXT.DAMSM_NAME": damsm_files})]
     cli_main("main", args)
     assert (tmp_path / "cli" / "models" / "netG_001.pth").is_file()
     assert cfg.CUDA is False and cfg.TRAIN.NF == 4  # file < flags < --opts

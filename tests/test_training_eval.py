@@ -19,9 +19,9 @@ import torch
 
 import IS
 import miscc.watch.evaluation as te
-from DAMSM import CNN_ENCODER, RNN_ENCODER
+from DAMSM import CNN_ENCODER
 from datasets import TextDataset, build_transform
-from miscc.run.checkpoint import load_checkpoint, save_released
+from miscc.run.checkpoint import load_checkpoint
 from miscc.config import cfg_from_list
 from miscc.errors import SSAGANError
 from miscc.watch.eval_set import EvalSet, draw_eval_set, load_or_draw
@@ -29,8 +29,7 @@ from miscc.config.factory import build_dataset, build_generator
 from miscc.run.layout import RunLayout
 from miscc.sample.sampler import dataset_caption_jobs, generate, load_models
 from miscc.train.gan import GANTrainer
-from tests.helpers import configure
-from tools.birds.make_birds import make_birds
+from tests.helpers import bird_set, configure, random_damsm, tiny_opts
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
@@ -41,13 +40,8 @@ ALL_METRICS = "fid,inception_score,r_precision,colour_accuracy"
 def birds8(tmp_path_factory) -> tuple[Path, Path]:
     """(data folder, DAMSM text encoder) of 8 species x 4 images: 6 train species, 2 test species."""
     root = tmp_path_factory.mktemp("birds8")
-    data = root / "birds"
-    make_birds(data, classes=8, per_class=4, seed=0, size=(64, 48))
-    n_words = TextDataset(data, "train").n_words
-    torch.manual_seed(0)
-    save_released(RNN_ENCODER(n_words, nhidden=256), root / "text_encoder200.pth")
-    save_released(CNN_ENCODER(256, pretrained=False), root / "image_encoder200.pth")
-    return data, root / "text_encoder200.pth"
+    data = bird_set(root / "birds", classes=8, per_class=4)
+    return data, random_damsm(root, TextDataset(data, "train").n_words)
 
 
 @pytest.fixture
@@ -310,14 +304,12 @@ def test_without_inception_weights_training_continues_with_the_metrics_that_need
 @pytest.mark.slow
 def test_torchrun_two_processes_give_the_single_process_values(tmp_path, birds8):
     data, damsm = birds8
-    opts = {"OUTPUT_DIR": str(tmp_path / "output"), "CONFIG_NAME": "ddp", "TEXT.DAMSM_NAME": str(damsm),
-            "TREE.BASE_SIZE": 64, "TRAIN.NF": 4, "TRAIN.BATCH_SIZE": 3, "TRAIN.MAX_EPOCH": 1,
-            "TRAIN.WARMUP_EPOCHS": 0, "TRAIN.GSAVE_INTERVAL": 1, "WORKERS": 0, "TRAIN.DAMSM_INPUT_SIZE": 75,
-            "TRAIN.EVAL_INTERVAL": 1, "EVAL.INCEPTION_WEIGHTS": "random", "EVAL.FID_NUM_IMAGES": 25,
-            "EVAL.BATCH_SIZE": 8, "EVAL.METRICS": ALL_METRICS, "PROGRESS": "off"}
+    opts = tiny_opts(**{"OUTPUT_DIR": tmp_path / "output", "CONFIG_NAME": "ddp", "TEXT.DAMSM_NAME": damsm,
+                        "TRAIN.BATCH_SIZE": 3, "TRAIN.EVAL_INTERVAL": 1, "EVAL.INCEPTION_WEIGHTS": "random",
+                        "EVAL.FID_NUM_IMAGES": 25, "EVAL.BATCH_SIZE": 8, "EVAL.METRICS": ALL_METRICS,
+                        "PROGRESS": "off"})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "main.py",
-           "--cfg", "cfg/bird.yml", "--gpu", "-1", "--data_dir", str(data),
-           "--opts", *[str(x) for kv in opts.items() for x in kv]]
+           "--cfg", "cfg/bird.yml", "--gpu", "-1", "--data_dir", str(data), "--opts", *opts]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SSAGAN_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -326,7 +318,7 @@ def test_torchrun_two_processes_give_the_single_process_values(tmp_path, birds8)
     assert line["protocol"]["processes"] == 2 and proc.stdout.count("[eval 1] FID") == 1
 
     # One process evaluates the generator the two processes trained, with the same set.
-    cfg_from_list(["DATA_DIR", str(data), *[str(x) for kv in opts.items() for x in kv]])
+    cfg_from_list(["DATA_DIR", str(data), *opts])
     dataset = TextDataset(data, "test")
     netG, text_encoder = load_models(run / "models" / "netG_001.pth", damsm, dataset, torch.device("cpu"))
     image_encoder = load_checkpoint(CNN_ENCODER(256, pretrained=False, input_size=75), damsm.parent /

@@ -20,12 +20,11 @@ from miscc.train.gan import GANTrainer
 from miscc.config.factory import build_generator, build_image_encoder
 from miscc.train.gan import update_ema
 from model import ConditioningAugmentation, NetG, TextAffine
-from tests.helpers import reference_state_dict, state_dict_rows
-from tests.helpers import configure
+from tests.helpers import TINY, configure, open_gates, reference_state_dict, state_dict_rows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SIZE, NF = 64, 4
+SIZE, NF = TINY["TREE.BASE_SIZE"], TINY["TRAIN.NF"]
 NO_SSACN = {"GAN.SSACN": False, "TRAIN.DAMSM_WEIGHT": 0.0}
 DFGAN = {"GAN.SSACN": False, "GAN.FUSION": "dfgan", "TRAIN.DAMSM_WEIGHT": 0.0}
 CA = {"TEXT.CA": True}
@@ -34,7 +33,7 @@ EMA = {"TRAIN.EMA_DECAY": 0.9}
 
 @pytest.fixture(scope="module")
 def image_encoder(damsm_files):
-    cfg_from_list(["TRAIN.DAMSM_INPUT_SIZE", "75"])  # as configure() sets it; the next test resets cfg
+    cfg_from_list(["TRAIN.DAMSM_INPUT_SIZE", str(TINY["TRAIN.DAMSM_INPUT_SIZE"])])  # as configure() sets it; the next test resets cfg
     return build_image_encoder(str(damsm_files).replace("text_encoder", "image_encoder"))
 
 
@@ -54,10 +53,7 @@ def trainer_env(tmp_path, synthetic_birds, damsm_files, image_encoder, monkeypat
 def randomised(g: NetG, seed: int = 0) -> NetG:
     """Open the zero-initialised gates and text MLPs so that every part of the generator matters."""
     torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in g.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    return g.eval()
+    return open_gates(g).eval()
 
 
 def test_config_files_select_the_variants():

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from tests.helpers import tiny_opts
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,13 +34,12 @@ class Fixture:
 
     def gan(self, *opts: str, flags: tuple = (), script: str = "main.py", data: Path | None = None,
             epochs: int = 1, name: str = "run", encoder: Path | None = None) -> list[str]:
-        """A tiny GAN command line (the probe's run settings) with ``opts`` appended to --opts."""
+        """A tiny GAN command line (the tests' ``tests.helpers.TINY``, no progress output) with ``opts``
+        appended to --opts."""
         return [sys.executable, str(ROOT / script), "--cfg", str(ROOT / "cfg" / "bird.yml"), "--gpu", "-1",
-                "--data_dir", str(data or self.birds), *flags, "--opts", "OUTPUT_DIR", str(self.out),
-                "CONFIG_NAME", name, "TEXT.DAMSM_NAME", str(encoder or self.text_encoder), "TREE.BASE_SIZE", "64",
-                "TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "6", "TRAIN.MAX_EPOCH", str(epochs),
-                "TRAIN.WARMUP_EPOCHS", "0", "TRAIN.GSAVE_INTERVAL", "1", "TRAIN.DSAVE_INTERVAL", "1",
-                "WORKERS", "0", "TRAIN.DAMSM_INPUT_SIZE", "75", "PROGRESS", "off", *opts]
+                "--data_dir", str(data or self.birds), *flags, "--opts",
+                *tiny_opts(**{"OUTPUT_DIR": self.out, "CONFIG_NAME": name, "TEXT.DAMSM_NAME": encoder or self.text_encoder,
+                              "TRAIN.MAX_EPOCH": epochs, "PROGRESS": "off"}), *opts]
 
     def resume(self, *opts: str, **kw) -> list[str]:
         """Continue the copied run one epoch further, with ``opts`` changed."""

@@ -135,7 +135,7 @@ SPEC: tuple[Key, ...] = (
         check=positive),
     Key("TRAIN.SMOOTH.GAMMA2", 5.0, "DAMSM word-to-image aggregation sharpness.", check=positive),
     Key("TRAIN.SMOOTH.GAMMA3", 10.0, "DAMSM similarity scale before the softmax.", check=positive),
-    Key("TRAIN.SMOOTH.LAMBDA", 1.0, "Weight of the DAMSM word+sentence terms inside DAMSM_loss.",
+    Key("TRAIN.SMOOTH.LAMBDA", 1.0, "Weight of the DAMSM word+sentence terms in the generator's DAMSM loss.",
         check=at_least(0)),
     Key("TRAIN.DAMSM_INPUT_SIZE", 299, "Resize of images entering the DAMSM image encoder (299 released); "
         "lower (>= 75, Inception's minimum) only for cheap CPU demos, and the same in DAMSM pretraining and GAN "
@@ -393,10 +393,11 @@ def validate_for(entry: str) -> None:
             raise SSAGANError(problem)
 
 
-def save_cfg(path: str | os.PathLike) -> None:
-    """Write the resolved config as YAML (loadable again with ``cfg_from_file``), atomically."""
+def save_cfg(path: str | os.PathLike, config: Optional[dict] = None) -> None:
+    """Write ``config`` (default: the resolved ``cfg``, as ``cfg_to_dict``) as YAML, loadable again with
+    ``cfg_from_file``, atomically."""
     from miscc.run.layout import atomic_write_text
-    atomic_write_text(path, yaml.safe_dump(cfg_to_dict(), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(cfg_to_dict() if config is None else config, sort_keys=False))
 
 
 DOC_HEADER = """# Configuration keys

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from miscc.config import cfg, cfg_from_file, cfg_from_list, validate_for
 from miscc.errors import SSAGANError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def base_parser(description: str, default_cfg: str) -> argparse.ArgumentParser:
@@ -88,6 +91,19 @@ def run_main(run: Callable[[argparse.Namespace], None], parser: argparse.Argumen
     except SSAGANError as e:
         print(f"error: {user_message(e)}", file=sys.stderr)
         sys.exit(2)
+
+
+def in_process_group(run: Callable[[torch.device], None]) -> None:
+    """Seed, then run ``run(device)`` inside the process group torchrun set up (none without torchrun)."""
+    # Imported here, as torch in _check_gpu: a config error or --help answers before torch loads.
+    from miscc.run import distributed
+    from miscc.run.seeding import seed_everything
+    seed_everything(cfg.SEED)
+    device = distributed.init_distributed(cfg.CUDA, cfg.GPU_ID)
+    try:
+        run(device)
+    finally:
+        distributed.cleanup()
 
 
 def user_message(error: BaseException) -> str:

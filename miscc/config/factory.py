@@ -13,14 +13,15 @@ import torch
 from DAMSM import CNN_ENCODER, RNN_ENCODER
 from datasets import TextDataset
 from miscc.run import distributed
-from miscc.config import cfg
+from miscc.config import cfg, cfg_to_dict
 from miscc.run.encoders import EncoderSpec, image_encoder, text_encoder
+from miscc.train.loop import LoopOptions
 from miscc.train.losses import DAMSMSmoothing
 from miscc.run.layout import RunLayout, image_encoder_beside
 from model import NOISE_DIM, NetD, NetG
 
 __all__ = ["NOISE_DIM", "build_dataset", "build_discriminator", "build_generator", "build_image_encoder",
-           "build_text_encoder", "damsm_smoothing", "encoder_spec", "get_device", "run_layout"]
+           "build_text_encoder", "damsm_smoothing", "encoder_spec", "get_device", "loop_options", "run_layout"]
 
 
 def get_device(gpu_id: Optional[int] = None) -> torch.device:
@@ -31,6 +32,12 @@ def get_device(gpu_id: Optional[int] = None) -> torch.device:
 def run_layout() -> RunLayout:
     """``OUTPUT_DIR/<CONFIG_NAME>``: the folders and files of this run."""
     return RunLayout.of(cfg.OUTPUT_DIR, cfg.CONFIG_NAME)
+
+
+def loop_options() -> LoopOptions:
+    """What the training skeleton reads of the config, and the config it records."""
+    return LoopOptions(max_epoch=cfg.TRAIN.MAX_EPOCH, batch_size=cfg.TRAIN.BATCH_SIZE, workers=cfg.WORKERS,
+                       seed=cfg.SEED, restore=cfg.RESTORE, progress=cfg.PROGRESS, config=cfg_to_dict())
 
 
 def build_dataset(split: str, transform: Optional[Callable] = None, every_caption: bool = False) -> TextDataset:

@@ -33,22 +33,22 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER, encode_text
-from datasets import build_transform, prepare_data
+from datasets import Batch, build_transform
 from miscc.run import data_identity, distributed
 from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_released
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.run.encoders import image_encoder
 from miscc.config.factory import (build_dataset, build_image_encoder, build_text_encoder, damsm_smoothing, encoder_spec,
-                           get_device, run_layout)
-from miscc.train.losses import DAMSMSmoothing, sent_loss, words_loss
+                           get_device, loop_options, run_layout)
+from miscc.train.losses import DAMSMSmoothing, DAMSMTerms, damsm_terms
 from miscc.run.progress import say
 from miscc.run.seeding import seed_everything
 from miscc.run.layout import LATEST_DAMSM, damsm_epoch_from_name, image_encoder_beside
@@ -91,26 +91,13 @@ def lr_at_epoch(epoch: int, base_lr: float) -> float:
     return lr
 
 
-def damsm_batch_losses(text_encoder: RNN_ENCODER, image_encoder: CNN_ENCODER, batch: Sequence,
-                       device: torch.device, smoothing: DAMSMSmoothing = DAMSMSmoothing()
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w0 + w1, s0 + s1) of one collated batch, same-class negatives masked as in the original.
-
-    Under torchrun the losses are those of the global batch (every rank's pairs, gathered), so each
-    caption competes with all BATCH_SIZE x world_size images, as in one process with that batch.
-    """
-    imgs, captions, cap_lens, class_ids, _ = prepare_data(batch, device)
-    region_features, cnn_code = image_encoder(imgs[-1])
-    words_emb, sent_emb = encode_text(text_encoder, captions, cap_lens)
-    region_features, cnn_code = map(distributed.all_gather_batch, (region_features, cnn_code))
-    words_emb, sent_emb, cap_lens, class_ids = distributed.all_gather_captions(words_emb, sent_emb, cap_lens,
-                                                                               class_ids)
-    batch_size = words_emb.size(0)
-    labels = torch.arange(batch_size, device=device)
-    w0, w1, _ = words_loss(region_features, words_emb, labels, cap_lens, class_ids, batch_size,
-                           smoothing.gamma1, smoothing.gamma2, smoothing.gamma3)
-    s0, s1 = sent_loss(cnn_code, sent_emb, labels, class_ids, batch_size, gamma3=smoothing.gamma3)
-    return w0 + w1, s0 + s1
+def damsm_batch_losses(text_encoder: RNN_ENCODER, image_encoder: CNN_ENCODER, batch: Batch,
+                       smoothing: DAMSMSmoothing = DAMSMSmoothing()) -> DAMSMTerms:
+    """(w0 + w1, s0 + s1) of one batch on the encoders' device, same-class negatives masked as in the
+    original; under torchrun those of the global batch (``losses.damsm_terms``)."""
+    region_features, cnn_code = image_encoder(batch.imgs[-1])
+    words_emb, sent_emb = encode_text(text_encoder, batch.captions, batch.cap_lens)
+    return damsm_terms(region_features, cnn_code, words_emb, sent_emb, batch.cap_lens, batch.class_ids, smoothing)
 
 
 @torch.no_grad()
@@ -123,7 +110,7 @@ def evaluate(loader: DataLoader, text_encoder: RNN_ENCODER, image_encoder: CNN_E
     word_sum = sent_sum = 0.0
     count = 0
     for batch in loader:
-        w_loss, s_loss = damsm_batch_losses(text_encoder, image_encoder, batch, device, smoothing)
+        w_loss, s_loss = damsm_batch_losses(text_encoder, image_encoder, batch.to(device), smoothing)
         word_sum += w_loss.item()
         sent_sum += s_loss.item()
         count += 1
@@ -144,7 +131,7 @@ class DAMSMTrainer(TrainLoop):
     RELEASED_KEY = "TRAIN.NET_E"
 
     def __init__(self, device: torch.device, start_over: bool = False):
-        super().__init__(device, run_layout(), start_over)
+        super().__init__(device, run_layout(), loop_options(), start_over)
         transform = build_transform(cfg.TREE.BASE_SIZE, train=True, flip=cfg.TRAIN.RANDOM_FLIP)
         # Data first: a wrong DATA_DIR fails before any model is built or any file is written.
         self.train_set = build_dataset("train", transform)
@@ -160,7 +147,7 @@ class DAMSMTrainer(TrainLoop):
         self.lr = cfg.TRAIN.ENCODER_LR
         self.history: list[EpochStats] = []
         self.text_encoder = build_text_encoder(self.train_set.n_words, path="")
-        resuming = cfg.RESTORE and self.latest.is_file()
+        resuming = self.options.restore and self.latest.is_file()
         try:
             # A resumed or released start replaces every trunk weight: no ImageNet file needed then.
             self.image_encoder = image_encoder(encoder_spec()) if resuming or cfg.TRAIN.NET_E \
@@ -180,7 +167,7 @@ class DAMSMTrainer(TrainLoop):
         return 0
 
     def last_epoch(self) -> int:
-        return cfg.TRAIN.MAX_EPOCH - 1
+        return self.options.max_epoch - 1
 
     def describe(self) -> str:
         extra = "" if len(self.val_loader) else (f"; note: the test split has fewer than {cfg.TRAIN.BATCH_SIZE} "
@@ -238,10 +225,9 @@ class DAMSMTrainer(TrainLoop):
         self.text_encoder.train()
         self.image_encoder.train()
 
-    def step(self, batch) -> dict[str, torch.Tensor]:
+    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
-        w_loss, s_loss = damsm_batch_losses(self.text_encoder, self.image_encoder, batch, self.device,
-                                            self.smoothing)
+        w_loss, s_loss = damsm_batch_losses(self.text_encoder, self.image_encoder, batch, self.smoothing)
         # x world_size, then averaged: the sum of the ranks' parts, the global batch's gradient
         ((w_loss + s_loss) * distributed.world_size()).backward()
         distributed.all_reduce_grads(self.params())

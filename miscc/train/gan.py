@@ -23,14 +23,14 @@ from typing import Optional
 import torch
 
 from DAMSM import encode_text
-from datasets import Batch, build_transform, prepare_data
+from datasets import Batch, build_transform
 from miscc.run import data_identity, distributed
 from miscc.run.checkpoint import load_checkpoint, load_text_encoder, save_released, variant_mismatch
 from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.config.factory import (NOISE_DIM, build_dataset, build_discriminator, build_generator, build_image_encoder,
-                           build_text_encoder, damsm_smoothing, get_device, run_layout)
-from miscc.train.losses import DAMSM_loss, d_hinge_fake, d_hinge_real, g_hinge, kl_divergence, ma_gp
+                           build_text_encoder, damsm_smoothing, get_device, loop_options, run_layout)
+from miscc.train.losses import d_hinge_fake, d_hinge_real, damsm_terms, g_hinge, kl_divergence, ma_gp
 from miscc.run.progress import say
 from miscc.metrics.reference import DEFAULT_CACHE_DIR
 from miscc.run.layout import BEST_TAG, LATEST_GAN, atomic_write_json, companion, epoch_from_name, image_encoder_beside
@@ -97,7 +97,7 @@ class GANTrainer(TrainLoop):
     def __init__(self, mode: str = "main", device: Optional[torch.device] = None, start_over: bool = False):
         if mode not in RELEASED_DAMSM_WEIGHT:
             raise ValueError(f"mode must be one of {list(RELEASED_DAMSM_WEIGHT)}, got {mode!r}")
-        super().__init__(device or get_device(), run_layout(), start_over)
+        super().__init__(device or get_device(), run_layout(), loop_options(), start_over)
         self.mode = mode
         self.finetune = mode == "finetune"
         weight = cfg.TRAIN.DAMSM_WEIGHT
@@ -288,20 +288,14 @@ class GANTrainer(TrainLoop):
 
     def damsm(self, imgs: torch.Tensor, words: torch.Tensor, sent: torch.Tensor, cap_lens: torch.Tensor,
               class_ids) -> torch.Tensor:
-        """DAMSM loss of ``imgs`` against the captions, over the global batch under torchrun.
+        """LAMBDA-weighted DAMSM loss of ``imgs`` against the captions, over the global batch under torchrun.
 
-        Every caption competes with every image of all ranks, as in one process with the whole batch.
         The value is the global loss times world_size(): each rank back-propagates through its own
         images and captions only, and the mean over ranks (DDP, ``all_reduce_grads``) of those parts
         times world_size() is their sum, the global loss's gradient. 1x in one process.
         """
-        words, sent, cap_lens, class_ids = distributed.all_gather_captions(words, sent, cap_lens, class_ids)
-        labels = torch.arange(words.size(0), device=self.device)
-
-        def encode(x: torch.Tensor):
-            return tuple(distributed.all_gather_batch(t) for t in self.encode_images(x))
-        loss = DAMSM_loss(encode, imgs, labels, words, sent, labels, cap_lens, class_ids, self.smoothing)
-        return loss * distributed.world_size()
+        terms = damsm_terms(*self.encode_images(imgs), words, sent, cap_lens, class_ids, self.smoothing)
+        return terms.weighted(self.smoothing.lambda_) * distributed.world_size()
 
     def update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, scaler: str,
                params: Optional[list] = None) -> None:
@@ -318,15 +312,14 @@ class GANTrainer(TrainLoop):
         self.scalers[scaler].update()
 
     def step(self, data: Batch) -> dict:
-        imgs, captions, cap_lens, class_ids, _ = prepare_data(data, self.device)  # a Batch: moved, not re-sorted
-        real = imgs[0]
+        real, cap_lens, class_ids = data.imgs[0], data.cap_lens, data.class_ids
         batch = real.size(0)
         if self.finetune:
-            words, sent = encode_text(self.text_encoder, captions, cap_lens)
+            words, sent = encode_text(self.text_encoder, data.captions, cap_lens)
             words_de, sent_de = words.detach(), sent.detach()
         else:
             with torch.no_grad():
-                words_de, sent_de = encode_text(self.text_encoder, captions, cap_lens)
+                words_de, sent_de = encode_text(self.text_encoder, data.captions, cap_lens)
 
         feats_real = self.d.features(real)
         err_real = d_hinge_real(self.d.cond(feats_real, sent_de))
@@ -385,7 +378,7 @@ class GANTrainer(TrainLoop):
         if writer is not None:
             for k, v in means.items():
                 writer.add_scalar(k, v, epoch)
-            say(f"[{epoch}/{cfg.TRAIN.MAX_EPOCH}] " + " ".join(
+            say(f"[{epoch}/{self.options.max_epoch}] " + " ".join(
                 f"{k.split('/')[-1]} {v:.3f}" for k, v in means.items()) + f" ({seconds:.1f}s)")
         try:
             self.watch.end_epoch(epoch, self.last_epoch(), self.step_count, seconds, writer, self.eval_models())

@@ -9,17 +9,20 @@ What the skeleton owns, once for both trainers:
     rule; saving, loading, resuming and the multi-process setup iterate over them;
   * the data loader with the distributed sampler, the per-rank reseed, the resume chain (training
     state -> released files -> fresh), TensorBoard, progress and the epoch loop.
+The skeleton reads no configuration: a trainer hands it the run layout and ``LoopOptions``, built once
+from the config (``miscc/config/factory.py``).
 The resume rules (docs/RELIABILITY.md): keys in ``FROZEN_KEYS`` may not change (refused, naming the
 saved and the new value); learning rates are applied to the optimisers; other changes are applied
 and recorded.
 """
 from __future__ import annotations
 
+import copy
 import datetime
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import yaml
@@ -29,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from datasets import Batch, collate_batch
 from miscc.run import distributed
 from miscc.run.checkpoint import load_file, load_into, released_state_dict
-from miscc.config import cfg, cfg_to_dict, flatten, save_cfg
+from miscc.config import flatten, save_cfg
 from miscc.errors import SSAGANError
 from miscc.run.progress import progress, say
 from miscc.run.layout import RunLayout, atomic_save, atomic_write_text, remove_stale_temps
@@ -38,6 +41,22 @@ from miscc.run.seeding import rng_state, seed_everything, set_rng_state
 
 # Keys that only say where and how fast a run goes: changing them on resume is not even recorded.
 UNRECORDED_KEYS = frozenset({"RESTORE", "B_VALIDATION", "GPU_ID", "CUDA", "WORKERS", "PROGRESS"})
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """What the skeleton takes from the configuration, read once when a trainer is built.
+
+    ``config`` is the whole resolved config as a plain nested dict: it is what ``config.yaml`` and every
+    training state record, and what a resume compares with the saved one. Never changed once built.
+    """
+    max_epoch: int  # TRAIN.MAX_EPOCH
+    batch_size: int  # TRAIN.BATCH_SIZE, per process
+    workers: int  # WORKERS
+    seed: int  # SEED: the distributed sampler's shared permutation and the per-rank reseed
+    restore: bool  # RESTORE (--resume)
+    progress: str  # PROGRESS
+    config: dict[str, Any]
 
 
 @dataclass
@@ -67,9 +86,10 @@ class TrainLoop:
     FROZEN_KEYS: tuple[str, ...] = ()
     RELEASED_KEY = ""  # the config key of released files to start from (TRAIN.NET_G / TRAIN.NET_E)
 
-    def __init__(self, device: torch.device, layout: RunLayout, start_over: bool = False):
+    def __init__(self, device: torch.device, layout: RunLayout, options: LoopOptions, start_over: bool = False):
         self.device = device
         self.layout = layout
+        self.options = options
         self.start_over = start_over
         self.components: list[Component] = []
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -83,7 +103,7 @@ class TrainLoop:
         return 1
 
     def last_epoch(self) -> int:
-        return cfg.TRAIN.MAX_EPOCH
+        return self.options.max_epoch
 
     def released_start(self) -> str:
         """Path of released files to start from (TRAIN.NET_G / TRAIN.NET_E), '' for none."""
@@ -96,6 +116,7 @@ class TrainLoop:
         pass
 
     def step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One iteration on ``batch``: length-sorted by the loader's ``collate_batch``, already on the device."""
         raise NotImplementedError
 
     def end_epoch(self, epoch: int, means: dict[str, float], seconds: float, writer) -> None:
@@ -117,11 +138,11 @@ class TrainLoop:
     def make_loader(self, dataset: Dataset) -> DataLoader:
         """Shuffled, full batches (drop_last, as the original). Several processes: each reads its own
         1/world of a shared per-epoch permutation (``set_epoch``), BATCH_SIZE per process."""
-        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.SEED, drop_last=True) \
+        o = self.options
+        sampler = DistributedSampler(dataset, shuffle=True, seed=o.seed, drop_last=True) \
             if distributed.world_size() > 1 else None
-        workers = cfg.WORKERS
-        return DataLoader(dataset, batch_size=cfg.TRAIN.BATCH_SIZE, shuffle=sampler is None, sampler=sampler,
-                          drop_last=True, num_workers=workers, collate_fn=collate_batch,
+        return DataLoader(dataset, batch_size=o.batch_size, shuffle=sampler is None, sampler=sampler,
+                          drop_last=True, num_workers=o.workers, collate_fn=collate_batch,
                           pin_memory=self.device.type == "cuda")
 
     def setup_processes(self) -> None:
@@ -141,7 +162,8 @@ class TrainLoop:
         return self.layout.latest(self.LATEST)
 
     def training_state(self, epoch: int) -> dict:
-        state = {"epoch": epoch, "step": self.step_count, "config": cfg_to_dict(), "rng": rng_state(),
+        state = {"epoch": epoch, "step": self.step_count, "config": copy.deepcopy(self.options.config),
+                 "rng": rng_state(),
                  **{c.name: released_state_dict(c.module) for c in self.components},
                  **{f"opt{name}": opt.state_dict() for name, opt in self.optimizers.items()}}
         state.update(self.state_extra())
@@ -167,7 +189,7 @@ class TrainLoop:
         self.start_note = f"resumes {path} at epoch {self.start_epoch}"
 
     def _check_config(self, saved_cfg: dict, path: str) -> dict[str, list]:
-        saved, now = flatten(saved_cfg), flatten(cfg_to_dict())
+        saved, now = flatten(saved_cfg), flatten(self.options.config)
         frozen = [f"{k}: saved {saved[k]!r}, now {now[k]!r}" for k in self.FROZEN_KEYS
                   if k in saved and saved[k] != now.get(k)]
         if frozen:
@@ -180,9 +202,9 @@ class TrainLoop:
     def restore(self) -> None:
         """Training state (RESTORE) -> released files (TRAIN.NET_G / NET_E) -> fresh."""
         released = self.released_start()
-        if cfg.RESTORE and self.latest.is_file():
+        if self.options.restore and self.latest.is_file():
             self.load_training_state(self.latest)
-        elif cfg.RESTORE and not released:
+        elif self.options.restore and not released:
             if self.holds_training_state():
                 raise SSAGANError(f"--resume / RESTORE: nothing to resume from. {self.snapshots_only()}")
             raise SSAGANError(f"--resume / RESTORE: nothing to resume from, {self.latest} does not exist "
@@ -228,7 +250,7 @@ class TrainLoop:
         if blocker is not None:
             raise SSAGANError(f"the run folder {root} cannot be created: {blocker} is a file; set OUTPUT_DIR / "
                               "CONFIG_NAME to a folder.")
-        if cfg.RESTORE or self.start_over or not self.holds_training_state():
+        if self.options.restore or self.start_over or not self.holds_training_state():
             return
         if not self.latest.is_file():
             raise SSAGANError(f"{root} already holds a {self.WHAT} run. Nothing was changed. " + self.snapshots_only())
@@ -243,7 +265,7 @@ class TrainLoop:
         if not distributed.is_main():
             return
         root = self.layout.root
-        if not cfg.RESTORE and self.start_over and self.holds_training_state():
+        if not self.options.restore and self.start_over and self.holds_training_state():
             stamp = f"{root.name}.old-{datetime.datetime.now():%Y%m%d-%H%M%S}"
             aside = root.with_name(stamp)
             n = 1
@@ -263,7 +285,7 @@ class TrainLoop:
     def record_config(self) -> None:
         if not distributed.is_main():
             return
-        save_cfg(self.layout.config)
+        save_cfg(self.layout.config, self.options.config)
         if self.config_changes:
             history = self.layout.config_history
             entry = yaml.safe_dump([{"epoch": self.start_epoch, "changed": self.config_changes}], sort_keys=False)
@@ -288,12 +310,12 @@ class TrainLoop:
             f"{self.start_note}; epochs {self.start_epoch}..{last} -> {self.layout.root}")
         if self.start_epoch > last:
             say(f"nothing to do: the run has finished epoch {self.start_epoch - 1} and TRAIN.MAX_EPOCH is "
-                f"{cfg.TRAIN.MAX_EPOCH}; raise TRAIN.MAX_EPOCH (with --resume) to train further.")
+                f"{self.options.max_epoch}; raise TRAIN.MAX_EPOCH (with --resume) to train further.")
             return self.layout.root
         if distributed.world_size() > 1:
             # The shared seed built identical models on every rank; from here each rank draws its own
             # noise, crops and dropout (also after a resume, whose saved RNG state is rank 0's).
-            seed_everything(cfg.SEED + distributed.rank() + distributed.world_size() * self.start_epoch)
+            seed_everything(self.options.seed + distributed.rank() + distributed.world_size() * self.start_epoch)
         self.record_config()
         writer = None
         if main:
@@ -301,7 +323,7 @@ class TrainLoop:
             # purge_step drops what an interrupted run logged after its last saved epoch.
             resumed = self.start_epoch > self.first_epoch()
             writer = SummaryWriter(str(self.layout.tb), purge_step=self.start_epoch if resumed else None)
-        epochs = progress(range(self.start_epoch, last + 1), f"{self.WHAT} epochs", cfg.PROGRESS,
+        epochs = progress(range(self.start_epoch, last + 1), f"{self.WHAT} epochs", self.options.progress,
                           total=last + 1 - self.first_epoch(), initial=self.start_epoch - self.first_epoch())
         try:
             for epoch in epochs:
@@ -323,9 +345,9 @@ class TrainLoop:
         """Steps over the loader; the mean of every statistic over the epoch's steps and all ranks."""
         sums: dict = {}
         n = 0
-        bar = progress(self.loader, f"epoch {epoch}", cfg.PROGRESS, leave=False)
+        bar = progress(self.loader, f"epoch {epoch}", self.options.progress, leave=False)
         for batch in bar:
-            for k, v in self.step(batch).items():
+            for k, v in self.step(batch.to(self.device)).items():
                 sums[k] = sums.get(k, 0.0) + v  # stays on the device: no sync per step
             n += 1
             self.after_step(bar, sums, n)
@@ -335,12 +357,3 @@ class TrainLoop:
     def after_step(self, bar, sums: dict, n: int) -> None:
         pass
 
-
-def entry(run: Callable[[torch.device], None]) -> None:
-    """Run ``run(device)`` inside the process group torchrun set up (none without torchrun)."""
-    seed_everything(cfg.SEED)
-    device = distributed.init_distributed(cfg.CUDA, cfg.GPU_ID)
-    try:
-        run(device)
-    finally:
-        distributed.cleanup()

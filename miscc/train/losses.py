@@ -1,19 +1,22 @@
 """Losses: DAMSM word/sentence matching (AttnGAN), the hinge GAN terms and MA-GP.
 
-Pure functions of tensors and numbers, no optimiser steps and no configuration: the DAMSM smoothing
+Functions of tensors and numbers, no optimiser steps and no configuration: the DAMSM smoothing
 constants are arguments (``DAMSMSmoothing``; defaults are the released GAN-time values, the entry points
-pass ``TRAIN.SMOOTH``).
+pass ``TRAIN.SMOOTH``). ``damsm_terms`` is the one DAMSM term of GAN training, fine-tuning and pretraining;
+it gathers the global batch under torchrun.
 ``words_loss`` is vectorised over the batch; ``tests/test_losses.py`` pins it to a per-sample loop
 written the way the original computes it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from miscc.run import distributed
 
 ClassIds = Optional[Union[np.ndarray, torch.Tensor, Sequence[int]]]
 
@@ -122,22 +125,38 @@ def sent_loss(cnn_code: torch.Tensor, rnn_code: torch.Tensor, labels: Optional[t
     return F.cross_entropy(scores, labels), F.cross_entropy(scores.t(), labels)
 
 
-def DAMSM_loss(image_encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-               imgs: torch.Tensor, real_labels: torch.Tensor, words_embs: torch.Tensor,
-               sent_emb: torch.Tensor, match_labels: torch.Tensor,
-               cap_lens: torch.Tensor, class_ids: ClassIds,
-               smoothing: DAMSMSmoothing = DAMSMSmoothing()) -> torch.Tensor:
-    """LAMBDA * (word terms) + LAMBDA * (sentence terms) of images encoded by ``image_encoder``.
+class DAMSMTerms(NamedTuple):
+    """The DAMSM matching losses of a batch: ``word`` = w0 + w1, ``sent`` = s0 + s1 (each the cross-entropy
+    over images plus the one over captions)."""
+    word: torch.Tensor
+    sent: torch.Tensor
 
-    ``image_encoder``: the CNN_ENCODER, or any callable returning (region features, global code).
+    def weighted(self, lambda_: float) -> torch.Tensor:
+        """LAMBDA * word + LAMBDA * sentence: the value of the original's ``DAMSM_loss`` (the GAN's term);
+        pretraining sums the two unweighted."""
+        lam = float(lambda_)
+        return self.word * lam + self.sent * lam
+
+
+def damsm_terms(region_features: torch.Tensor, cnn_code: torch.Tensor, words_emb: torch.Tensor,
+                sent_emb: torch.Tensor, cap_lens: torch.Tensor, class_ids: ClassIds,
+                smoothing: DAMSMSmoothing = DAMSMSmoothing()) -> DAMSMTerms:
+    """The DAMSM losses of this process's images (encoded) against its captions, over the global batch.
+
+    Under torchrun every rank's images and captions are gathered first (``miscc/run/distributed.py``), so
+    each caption competes with the images of all ranks as in one process with the whole batch; in one
+    process the gathering is the identity. Caption i belongs to image i; other captions of an image's
+    class are not counted as negatives.
     """
-    lam = float(smoothing.lambda_)
-    batch_size = real_labels.size(0)
-    region_features, cnn_code = image_encoder(imgs)
-    w0, w1, _ = words_loss(region_features, words_embs, match_labels, cap_lens, class_ids, batch_size,
+    region_features, cnn_code = map(distributed.all_gather_batch, (region_features, cnn_code))
+    words_emb, sent_emb, cap_lens, class_ids = distributed.all_gather_captions(words_emb, sent_emb, cap_lens,
+                                                                               class_ids)
+    batch_size = words_emb.size(0)
+    labels = torch.arange(batch_size, device=words_emb.device)
+    w0, w1, _ = words_loss(region_features, words_emb, labels, cap_lens, class_ids, batch_size,
                            smoothing.gamma1, smoothing.gamma2, smoothing.gamma3)
-    s0, s1 = sent_loss(cnn_code, sent_emb, match_labels, class_ids, batch_size, gamma3=smoothing.gamma3)
-    return (w0 + w1) * lam + (s0 + s1) * lam
+    s0, s1 = sent_loss(cnn_code, sent_emb, labels, class_ids, batch_size, gamma3=smoothing.gamma3)
+    return DAMSMTerms(w0 + w1, s0 + s1)
 
 
 # --- hinge GAN terms (one-way discriminator) ---------------------------------------------------
