@@ -211,11 +211,19 @@ def test_training_logs_the_bird_scores_and_mask_coverage(tmp_path, synthetic_bir
     assert on_files["mask_coverage"]["stages"] == pytest.approx(stages, abs=1e-9)
 
 
-def test_the_demo_report_gives_the_bird_scores_without_inception(birds, tmp_path):
-    from tools import demo_report
+def test_is_py_gives_the_bird_scores_without_building_inception(birds, tmp_path, capsys):
+    """What the quickstart runs offline: no Inception network is built, so no IS and no FID are reported."""
+    def no_inception(weights):
+        raise AssertionError("--no_inception built the Inception network")
 
     keys = sorted(load_attributes(birds, "test"))
     folder = _sample_folder(birds, tmp_path / "samples", _real(birds)[[0, 1, 2, 3]], keys, per_key=2)
-    scores = demo_report.bird_scores(folder, folder, birds)
-    assert set(scores) == {"bird_fd", "bird_is", "mask_coverage", "bird_diversity"}
-    assert scores["bird_fd"]["floor"] > 0 and scores["bird_diversity"]["real_one_species"] > 0
+    assert IS.main(["--image_dir", str(folder), "--no_inception", "--workers", "0", "--splits", "2",
+                    "--bird_net", str(birds), "--bird_diversity", "--mask_coverage", str(birds)],
+                   make_inception=no_inception) == 0
+    out = capsys.readouterr().out
+    result = json.loads((folder / "metrics.json").read_text())
+    assert {"bird_fd", "bird_is", "bird_diversity", "mask_coverage"} <= set(result)
+    assert result["inception_score"] is None and result["fid"] is None and result["protocol"]["inception"] is None
+    assert "Inception: not used" in out and "IS  =" not in out
+    assert result["bird_fd"]["floor"] > 0 and result["bird_diversity"]["real_one_species"] > 0
