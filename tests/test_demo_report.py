@@ -10,6 +10,7 @@ from PIL import Image
 from datasets import TextDataset, build_transform, tokenize
 from tools import demo_report
 from miscc.metrics.colour import load_attributes
+from tests.helpers import visible_spaces
 
 
 def _fake_samples(folder: Path, keys: list[str], images: np.ndarray, texts: list[str]) -> None:
@@ -77,8 +78,19 @@ def test_swap_samples_are_scored_per_caption_and_drawn(synthetic_birds, tmp_path
         sorted({a["body_colour"] for a in test.values()} | {r["attributes"]["body_colour"] for r in rows}))})
     assert report["n_samples"] == 4 * len(rows)
     assert report["body_accuracy"] == 1 / len(rows)
-    grid = demo_report.swap_grid(scored)
-    assert grid.size[1] == len(rows) * 68 + 4 + 16
+    grid = np.asarray(demo_report.swap_grid(scored))
+    style = demo_report.report_style(64, 2 * 128)
+    top = style.header("title", ["noise 1"])
+    assert grid.shape[0] == top + style.pad + len(rows) * (128 + style.pad) + style.margin
+    base_colour = test[keys[0]]["body_colour"]
+    for r, row in enumerate(rows):
+        y = top + style.pad + r * (128 + style.pad)
+        # Every space of the caption that is not a line break shows as a gap (it drew 'hasa', 'wingsand').
+        n_lines, gaps = visible_spaces(grid[:, :style.text_width - style.pad], style.pad, y, style.font_size, lines=8)
+        assert n_lines >= 1 and gaps == len(row["text"].split()) - n_lines, row["text"]
+        # A sample of another body colour than its caption's is framed red, a right one is not.
+        framed = tuple(grid[y - 1, style.text_width + 64]) == (255, 0, 0)
+        assert framed == (row["attributes"]["body_colour"] != base_colour), row["text"]
 
 
 def test_noise_diversity_compares_samples_of_one_caption_with_samples_of_others():

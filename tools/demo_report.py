@@ -8,16 +8,17 @@
     python -m tools.demo_report --samples output/demo/samples/every_caption --data_dir data/birds_demo \
         --swap_samples output/demo/samples/swap --swap_captions output/demo/swap.txt --out output/demo/results
 
-Writes ``results.json``: per scored part (body = breast/belly, head = crown, wing) the accuracy over
-all samples, per colour, the chance level (an image-blind guesser following the label frequencies)
-and the shuffled-caption baseline of this scorer on these images, and the same scorer's accuracy on
-the real test crops; plus the swap captions' predictions and how much the noise changes a sample
-(``noise_diversity``: mean absolute difference between the noises of one caption and between
-captions, per pixel and on an 8 x 8 grid, next to the same measures on real test crops within and
-between species). ``results_grid.png``: one row per body colour, real test crops then generated
-birds whose caption names that colour. ``results_swap.png``: one row per swap caption, its 4
-samples. The expected colours of a sample are the ground truth of the test image its caption
-describes (``attributes_test.json`` written by ``tools.birds.make_birds``).
+Writes ``results.json``: ``headline``, the scores that mean something each beside what it is read
+against (printed too, see ``headline_lines``): per scored part (body = breast/belly, head = crown, wing)
+the accuracy over all samples with its chance level (an image-blind guesser following the label
+frequencies), its shuffled-caption baseline and the real test crops' accuracy; the swap captions' body
+colour; and, from the IS.py results passed with ``--metrics_json``, FD and IS on the bird network with
+their real-image floor and ceiling, R-precision with its chance, mask coverage per stage with the
+uniform mask's value and noise diversity with that of real images of one species. Below it the details
+(``parts``, ``swap``, ``evaluation``). ``results_grid.png``: one row per body colour, real test crops
+then generated birds whose caption names that colour. ``results_swap.png``: one row per swap caption,
+its samples, missed ones framed red. The expected colours of a sample are the ground truth of the test
+image its caption describes (``attributes_test.json`` written by ``tools.birds.make_birds``).
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from miscc.errors import SSAGANError
 from miscc.metrics.bird_metrics import score_folder
 from miscc.metrics.bird_net import BIRD_NET_FILE
+from miscc.sample.grid import Framed, GridStyle, labelled_grid
 from miscc.sample.protocol import read_samples
 from miscc.metrics.colour import (NAMES, SCORED_PARTS, accuracy, candidate_colours, chance_level, load_attributes,
                                 score_parts, shuffled_baseline)
@@ -179,52 +181,47 @@ def species_diversity(images: np.ndarray, records: Sequence[dict]) -> dict[str, 
     return {k.replace("_caption", "_species"): v for k, v in noise_diversity(list(groups.values())).items()}
 
 
-def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> None:
-    draw.text(xy, text, fill="black")
+# The report's pictures are read at a glance: birds of 64 px enlarged to 128 (whole pixels), captions at
+# 13 px with spaces widened to 5 px (the default font's 2-3 px spaces vanish between letters).
+REPORT_TILE = 128
+REPORT_FONT = 13
+REPORT_WORD_SPACE = 5
+
+
+def report_style(image_size: int, text_width: int) -> GridStyle:
+    """The grid style of the report's figures for images of ``image_size`` pixels."""
+    tile = image_size * max(1, REPORT_TILE // image_size)
+    return GridStyle(tile=(tile, tile), text_width=text_width, pad=4, font_size=REPORT_FONT,
+                     min_word_space=REPORT_WORD_SPACE, margin=4)
 
 
 def results_grid(samples: Sequence[dict], images: np.ndarray, records: Sequence[dict], real: np.ndarray,
                  real_records: Sequence[dict], per_row: int = 6, n_real: int = 2) -> Image.Image:
-    colours = sorted({r["body_colour"] for r in records})
-    size = images.shape[1]
-    label_w, gap = 70, 4
-    width = label_w + (n_real + per_row) * (size + gap) + gap
-    grid = Image.new("RGB", (width, len(colours) * (size + gap) + gap + 16), "white")
-    draw = ImageDraw.Draw(grid)
-    _label(draw, (label_w, 2), "real test crops | generated from captions naming the body colour")
-    for r, colour in enumerate(colours):
-        y = 16 + gap + r * (size + gap)
-        _label(draw, (4, y + size // 2 - 5), colour)
+    """One row per body colour: ``n_real`` real test crops, then ``per_row`` generated birds whose
+    caption names that colour, spread over the captions of different birds."""
+    rows = []
+    for colour in sorted({r["body_colour"] for r in records}):
         reals = [real[i] for i, rec in enumerate(real_records) if rec["body_colour"] == colour][:n_real]
         fakes = [images[i] for i, rec in enumerate(records) if rec["body_colour"] == colour]
-        step = max(1, len(fakes) // per_row)  # spread over captions of different birds
-        tiles = reals + [None] * (n_real - len(reals)) + fakes[::step][:per_row]
-        for c, tile in enumerate(tiles):
-            if tile is not None:
-                grid.paste(Image.fromarray(tile), (label_w + gap + c * (size + gap), y))
-    return grid
+        step = max(1, len(fakes) // per_row)
+        rows.append((colour, [[*reals, *[None] * (n_real - len(reals)), *fakes[::step][:per_row]]]))
+    return labelled_grid(rows, report_style(images.shape[1], 80),
+                         "Body colour: real test crops, then birds generated from captions naming it",
+                         ["real test crop"] * n_real + ["generated"] * per_row)
 
 
 def swap_grid(scored: Sequence[tuple[dict, np.ndarray, str, str]]) -> Image.Image:
+    """One row per swap caption (the caption, then its samples); a sample whose body colour is not the
+    caption's is framed red."""
     by_caption: dict[str, list] = defaultdict(list)
     for s, image, pred, want in scored:
-        by_caption[s.text].append((Image.fromarray(image), pred == want))
-    size = next(iter(by_caption.values()))[0][0].size[0]
+        by_caption[s.text].append(image if pred == want else Framed(image, "red"))
+    size = scored[0][1].shape[0]
     per_row = max(len(v) for v in by_caption.values())
-    text_w, gap = 6 * max(len(t) for t in by_caption) + 12, 4
-    grid = Image.new("RGB", (text_w + per_row * (size + gap) + gap, len(by_caption) * (size + gap) + gap + 16),
-                     "white")
-    draw = ImageDraw.Draw(grid)
-    _label(draw, (4, 2), "caption (one colour word differs) | 4 noises; red frame = body colour missed")
-    for r, (text, tiles) in enumerate(by_caption.items()):
-        y = 16 + gap + r * (size + gap)
-        _label(draw, (4, y + size // 2 - 5), text)
-        for c, (tile, hit) in enumerate(tiles):
-            x = text_w + c * (size + gap)
-            grid.paste(tile, (x, y))
-            if not hit:
-                draw.rectangle([x - 1, y - 1, x + size, y + size], outline="red")
-    return grid
+    style = report_style(size, 2 * size * max(1, REPORT_TILE // size))
+    return labelled_grid([(text, [cells]) for text, cells in by_caption.items()], style,
+                         "Captions that differ in one colour word; red frame: body colour missed",
+                         [f"noise {k + 1}" for k in range(per_row)])
 
 
 def bird_scores(samples: Path, swap_samples: Optional[Path], data_dir: Path) -> dict[str, Any]:

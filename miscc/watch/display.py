@@ -12,25 +12,29 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from miscc.sample.grid import wrap_text
+from miscc.sample.grid import GridStyle, fit_tile, labelled_grid
 
 TILE = 128  # pixels of an image in the grid: 64-px images are enlarged, 256-px ones reduced
 MASKS_PER_LINE = 4
 PAD = 4
 TEXT_WIDTH = 2 * TILE
+HEADER = 34  # the title and the column labels above the first row
 
 
 def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _tile(array: np.ndarray, size: int) -> Image.Image:
-    """uint8 HxWx3 or HxW -> size x size RGB: nearest when enlarging (mask cells stay visible),
-    bilinear when reducing."""
-    image = Image.fromarray(array).convert("RGB")
-    if image.size[0] == size:
-        return image
-    return image.resize((size, size), Image.NEAREST if image.size[0] < size else Image.BILINEAR)
+def _cell(image: Optional[np.ndarray], masks: Sequence[np.ndarray], height: int) -> Image.Image:
+    """One grid cell: the image at TILE x TILE, the masks under it (MASKS_PER_LINE a line), white below."""
+    cell = Image.new("RGB", (TILE, height), "white")
+    if image is not None:
+        cell.paste(fit_tile(image, (TILE, TILE), Image.BILINEAR), (0, 0))
+    mask_size = TILE // MASKS_PER_LINE
+    for s, mask in enumerate(masks):
+        row, col = divmod(s, MASKS_PER_LINE)
+        cell.paste(fit_tile(mask, (mask_size, mask_size), Image.BILINEAR), (col * mask_size, TILE + row * mask_size))
+    return cell
 
 
 def epoch_grid(captions: Sequence[str], real: Optional[np.ndarray], images: np.ndarray,
@@ -42,35 +46,16 @@ def epoch_grid(captions: Sequence[str], real: Optional[np.ndarray], images: np.n
     MASKS_PER_LINE per line.
     """
     n_captions, n_noises = images.shape[:2]
-    mask_size = TILE // MASKS_PER_LINE
-    mask_lines = -(-len(masks) // MASKS_PER_LINE)
-    cell_h = TILE + mask_lines * mask_size + PAD
-    header = 34
-    columns = n_noises + (real is not None)
-    width = TEXT_WIDTH + columns * (TILE + PAD) + PAD
-    grid = Image.new("RGB", (width, header + n_captions * cell_h + PAD), "white")
-    draw = ImageDraw.Draw(grid)
-    title_font, font = _font(14), _font(12)
-    draw.text((PAD, 2), title, fill="black", font=title_font)
+    height = TILE + -(-len(masks) // MASKS_PER_LINE) * (TILE // MASKS_PER_LINE)
+    rows = []
+    for c, text in enumerate(captions[:n_captions]):
+        cells = [_cell(real[c], (), height)] if real is not None else []
+        cells += [_cell(images[c, k], [stage[c, k] for stage in masks], height) for k in range(n_noises)]
+        rows.append((text, [cells]))
     labels = (["real (test)"] if real is not None else []) + [f"noise {k + 1}" for k in range(n_noises)]
-    for j, label in enumerate(labels):
-        draw.text((TEXT_WIDTH + j * (TILE + PAD), header - 15), label, fill="black", font=font)
-    line_height = font.size + 3
-    for c, text in enumerate(captions):
-        y = header + c * cell_h
-        for n, line in enumerate(wrap_text(text, font, TEXT_WIDTH - 2 * PAD)[: cell_h // line_height]):
-            draw.text((PAD, y + n * line_height), line, fill="black", font=font)
-        x = TEXT_WIDTH
-        if real is not None:
-            grid.paste(_tile(real[c], TILE), (x, y))
-            x += TILE + PAD
-        for k in range(n_noises):
-            grid.paste(_tile(images[c, k], TILE), (x, y))
-            for s, stage in enumerate(masks):
-                row, col = divmod(s, MASKS_PER_LINE)
-                grid.paste(_tile(stage[c, k], mask_size), (x + col * mask_size, y + TILE + row * mask_size))
-            x += TILE + PAD
-    return grid
+    style = GridStyle(tile=(TILE, height), text_width=TEXT_WIDTH, pad=PAD, font_size=12, top=HEADER - PAD,
+                      margin=PAD, shrink=Image.BILINEAR)
+    return labelled_grid(rows, style, title, labels)
 
 
 def metrics_plot(epochs: Sequence[int], series: dict[str, Sequence[Optional[float]]],
