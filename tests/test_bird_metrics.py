@@ -176,7 +176,10 @@ def test_is_py_reports_every_bird_score_beside_its_reference(birds, tmp_path, ca
     assert "different data sets" in capsys.readouterr().err
 
 
-def test_training_logs_the_bird_scores_and_mask_coverage(tmp_path, synthetic_birds, damsm_files):
+def test_training_logs_the_bird_scores_and_mask_coverage(tmp_path, synthetic_birds, damsm_files, monkeypatch):
+    from miscc.watch import evaluation
+    plotted, draw = [], evaluation.metrics_plot  # metrics.png's arguments: the reference levels it is given
+    monkeypatch.setattr(evaluation, "metrics_plot", lambda *a, **k: plotted.append((a, k)) or draw(*a, **k))
     data = tmp_path / "birds"
     shutil.copytree(synthetic_birds, data)
     build_bird_net(data, epochs=5)
@@ -191,6 +194,10 @@ def test_training_logs_the_bird_scores_and_mask_coverage(tmp_path, synthetic_bir
     stages = line["mask_coverage"]["stages"]
     assert len(stages) == 5 and all(0.0 <= s <= 1.0 for s in stages)  # 64 px: masks 4x4 ... 64x64
     assert json.loads((run / "best.json").read_text())["metric"] == "bird_fd"
+    (args, _), = plotted
+    assert args[4] == {"bird_fd": {"real-image floor": [line["bird_fd"]["floor"]]},
+                       "bird_is": {"real-image ceiling": [line["bird_is"]["ceiling"]]},
+                       "mask_coverage": {"uniform mask": [line["mask_coverage"]["uniform"]]}}
 
     # The same captions and noise through the sampler into files (every stage's mask), then IS.py: the same
     # numbers, so the masks of training (tensors) and of IS.py (files) are read alike.
