@@ -62,7 +62,8 @@ def epoch_grid(captions: Sequence[str], real: Optional[np.ndarray], images: np.n
 
 # --- metrics.png -----------------------------------------------------------------------------------
 PANEL_W, PANEL_H, PLOT_LEFT = 640, 200, 64
-SERIES_COLOUR, BEST_COLOUR, REFERENCE_COLOUR, GRID_COLOUR = (30, 90, 200), (210, 30, 30), (110, 110, 110), (225, 225, 225)
+SERIES_COLOUR, BEST_COLOUR = (30, 90, 200), (210, 30, 30)
+REFERENCE_COLOUR, GRID_COLOUR = (110, 110, 110), (225, 225, 225)
 
 
 @dataclass(frozen=True)
