@@ -234,3 +234,12 @@ def test_is_py_gives_the_bird_scores_without_building_inception(birds, tmp_path,
     assert result["inception_score"] is None and result["fid"] is None and result["protocol"]["inception"] is None
     assert "Inception: not used" in out and "IS  =" not in out
     assert result["bird_fd"]["floor"] > 0 and result["bird_diversity"]["real_one_species"] > 0
+    # The demo report leads with these scores, read from IS.py's file as it is written.
+    from tools import demo_report
+    report = demo_report.main(["--data_dir", str(birds), "--samples", str(folder), "--out", str(tmp_path / "report"),
+                               "--metrics_json", str(folder / "metrics.json")])
+    h = report["headline"]
+    assert h["bird_fd"]["value"] == result["bird_fd"]["fd"] and h["bird_fd"]["floor"] == result["bird_fd"]["floor"]
+    assert h["mask_coverage"]["stages"] == result["mask_coverage"]["stages"]
+    assert h["bird_diversity"]["samples"] == str(folder) and set(h["not_measured"]) == {"r_precision", "colour_accuracy"}
+    assert "FD on the bird network" in capsys.readouterr().out
