@@ -3,7 +3,7 @@
 # everyday loop is `python -m pytest -q -m "not slow"`, ~2 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -r requirements.txt -r requirements-app.txt
+python -m pip install -q -r requirements.txt -r requirements-app.txt -r requirements-ablation.txt
 # The optional LPIPS metric (IS.py --lpips), so its tests run instead of skipping (docs/EVALUATION.md).
 python -m pip install -q --no-deps "lpips>=0.1.4,<0.2"
 # The machine first: float results depend on its kernel family, so a red log must say which it ran on.

@@ -52,8 +52,12 @@ def synthetic_birds(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def damsm_files(synthetic_birds, tmp_path_factory):
     """A random DAMSM pair in the released format, sized for the synthetic vocabulary."""
-    folder = tmp_path_factory.mktemp("DAMSMencoders")
-    n_words = TextDataset(synthetic_birds, "train").n_words
+    return write_random_damsm(synthetic_birds, tmp_path_factory.mktemp("DAMSMencoders"))
+
+
+def write_random_damsm(data_dir: Path, folder: Path) -> Path:
+    """A seeded random DAMSM pair for ``data_dir``'s vocabulary in ``folder``; the text encoder's path."""
+    n_words = TextDataset(data_dir, "train").n_words
     torch.manual_seed(0)
     save_released(RNN_ENCODER(n_words, nhidden=256), folder / "text_encoder200.pth")
     save_released(CNN_ENCODER(256, pretrained=False), folder / "image_encoder200.pth")

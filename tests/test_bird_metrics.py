@@ -161,11 +161,13 @@ def test_is_py_reports_every_bird_score_beside_its_reference(birds, tmp_path, ca
     real = _real(birds)
     folder = _sample_folder(birds, tmp_path / "samples", real[[0, 1, 2, 3]], keys, per_key=2)
     assert IS.main(["--image_dir", str(folder), "--weights", "random", "--workers", "0", "--splits", "2",
-                    "--bird_net", str(birds), "--bird_diversity", "--mask_coverage", str(birds)]) == 0
+                    "--bird_net", str(birds), "--bird_diversity", "--mask_coverage", str(birds),
+                    "--colour_accuracy", str(birds)]) == 0
     out = capsys.readouterr().out
     result = json.loads((folder / "metrics.json").read_text())
-    assert {"bird_fd", "bird_is", "bird_diversity", "mask_coverage"} <= set(result)
+    assert {"bird_fd", "bird_is", "bird_diversity", "mask_coverage", "crown_colour", "wing_colour"} <= set(result)
     assert "real-image floor" in out and "real test images:" in out and "real images of one species" in out
+    assert "colour accuracy (crown) = " in out and "colour accuracy (wing) = " in out and "shuffled captions" in out
     cov = result["mask_coverage"]
     assert len(cov["stages"]) == 2 and cov["stages"][0] > cov["uniform"] + 0.2
     assert cov["stages"][1] == pytest.approx(cov["uniform"])  # a grey (uniform) mask

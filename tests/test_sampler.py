@@ -176,6 +176,21 @@ def test_finetune_mode_uses_the_text_encoder_of_the_same_epoch(setup):
         sample(mode="main", caption_mode="random")
 
 
+def test_finetune_mode_samples_the_best_epoch_with_its_best_text_encoder(setup):
+    """main_finetune.py keeps the best epoch as netG_best.pth + text_encoder_best.pth: they pair like epochs."""
+    best = setup["tmp"] / "best"
+    best.mkdir()
+    (best / "netG_best.pth").write_bytes(setup["netG"].read_bytes())
+    (best / "text_encoder_best.pth").write_bytes(setup["finetuned"].read_bytes())
+    cfg.TRAIN.NET_G = str(best / "netG_best.pth")
+    out = sample(mode="finetune", caption_mode="random")
+    assert json.loads((out / DONE_FILE).read_text())["text_encoder"] == str(best / "text_encoder_best.pth")
+    (best / "netG_final.pth").write_bytes(setup["netG"].read_bytes())  # neither an epoch nor the best tag
+    cfg.TRAIN.NET_G = str(best / "netG_final.pth")
+    with pytest.raises(SSAGANError, match="cannot read an epoch"):
+        sample(mode="finetune")
+
+
 def test_finetune_mode_without_its_text_encoder_is_a_clear_error(setup):
     lonely = setup["tmp"] / "lonely"
     lonely.mkdir()

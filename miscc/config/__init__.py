@@ -204,7 +204,8 @@ SPEC: tuple[Key, ...] = (
     Key("EVAL.METRICS", "fid,r_precision,colour_accuracy", "New: comma-separated metrics of in-training "
         "evaluation: `fid`, `inception_score`, `r_precision` (the run's DAMSM encoders, fine-tuned ones in "
         "main_finetune.py), `colour_accuracy` (synthetic bird set only: skipped without "
-        "`attributes_test.json`), `bird_fd`, `bird_is`, `mask_coverage` (synthetic bird set only; the bird "
+        "`attributes_test.json`), `crown_colour`, `wing_colour` (the same, for the crown and the wings, each "
+        "with its shuffled-caption baseline), `bird_fd`, `bird_is`, `mask_coverage` (synthetic bird set only; the bird "
         "scores need `python -m tools.bird_features DATA_DIR` once).", check=_TrainingMetrics(several=True)),
     Key("EVAL.BEST_METRIC", "fid", "New: the metric that picks the best epoch (`netG_best.pth`, best.json); "
         "lower is better for `fid` and `bird_fd`, higher for the others; must be one of EVAL.METRICS; `none` = no best "

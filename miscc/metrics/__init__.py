@@ -15,7 +15,8 @@ One module per job:
     rprecision   R-precision with the DAMSM encoders
     classifier   IS with a user-given classifier
     diversity    LPIPS diversity
-    colour       body-colour accuracy of the synthetic birds (bird_geometry: their layout)
+    colour       body-colour accuracy of the synthetic birds (bird_geometry: their layout);
+                 part_colours: crown and wing colour against shuffled captions
     bird_net     the synthetic set's bird feature network (offline stand-in for Inception)
     bird_scores  FD / IS / diversity / mask coverage maths with real-image references;
                  bird_metrics: their per-image functions and results for the registry

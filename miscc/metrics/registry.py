@@ -23,6 +23,7 @@ from miscc.metrics.colour import body_colour_hits, body_colour_truth, frequency_
 from miscc.metrics.context import EvalContext
 from miscc.metrics.diversity import ALEXNET_WEIGHTS_FILE, build_lpips, lpips_diversity
 from miscc.metrics.inception import FEATURE_DIM, sha256_file
+from miscc.metrics.part_colours import PART_METRICS, part_colour_entry, part_truth, predicted_colours
 from miscc.metrics.rprecision import load_damsm_encoders, samples_r_precision
 from miscc.metrics.stats import fid_from_stats, inception_score
 from miscc.sample.protocol import SampleRecord
@@ -237,6 +238,41 @@ register(MetricSpec(
     setup=lambda args, ctx: setattr(ctx, "data_dir", args.colour_accuracy),
     report=lambda c: f"colour accuracy (body) = {c['accuracy']:.4f} (chance {c['chance']:.4f}, "
                      f"{c['images']} images)"))
+
+
+def _part_prepare(name: str, ctx: EvalContext) -> None:
+    try:
+        ctx.state[name] = part_truth(ctx.data_dir, PART_METRICS[name])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SSAGANError(f"{ctx.data_dir} has no attributes_test.json with each test image's part colours "
+                          "(only the synthetic bird set of tools/birds/make_birds.py has one).") from None
+
+
+def _part_values(name: str) -> Callable[[torch.Tensor, Sequence[SampleRecord], EvalContext], torch.Tensor]:
+    def values(batch: torch.Tensor, records: Sequence[SampleRecord], ctx: EvalContext) -> torch.Tensor:
+        rgb = batch.permute(0, 2, 3, 1).cpu().numpy()
+        return torch.tensor(predicted_colours(rgb, [r.key for r in records], ctx.state[name]), dtype=torch.float64)
+    return values
+
+
+def _part_metric(name: str) -> Callable[[EvalContext], dict]:
+    def metric(ctx: EvalContext) -> dict:
+        predicted = ctx.per_image(name, _part_values(name))
+        if name not in ctx.state:
+            _part_prepare(name, ctx)
+        return {name: part_colour_entry(predicted.tolist(), [r.key for r in ctx.records], ctx.state[name])}
+    return metric
+
+
+# Crown and wing: asked for by --colour_accuracy DATA_DIR (the body metric's option), reported beside it.
+for _name in PART_METRICS:
+    register(MetricSpec(
+        _name, _part_metric(_name), ("images", "records", "data_dir"), scalar="accuracy", in_training=True,
+        image_fn=_part_values(_name), prepare=lambda ctx, n=_name: _part_prepare(n, ctx), asked_by="colour_accuracy",
+        setup=lambda args, ctx: setattr(ctx, "data_dir", args.colour_accuracy),
+        report=lambda c, n=_name: f"colour accuracy ({n.split('_')[0]}) = {c['accuracy']:.4f} (shuffled "
+                                  f"captions {c['shuffled_caption_baseline']:.4f}, chance {c['chance']:.4f}, "
+                                  f"{c['images']} images)"))
 
 
 # --- IS with a user's classifier, LPIPS diversity (classifier.py, diversity.py) -------------------

@@ -37,7 +37,8 @@ from miscc.config import cfg
 from miscc.errors import SSAGANError
 from miscc.config.factory import NOISE_DIM, build_dataset, build_generator, build_text_encoder, get_device, run_layout
 from miscc.sample.grid import caption_block, caption_grid
-from miscc.run.layout import atomic_write_json, atomic_write_text, companion, epoch_from_name, newest_snapshot
+from miscc.run.layout import (BEST_TAG, atomic_write_json, atomic_write_text, companion, epoch_from_name,
+                               newest_snapshot)
 from miscc.run.lock import folder_lock
 from miscc.sample.protocol import (DONE_FILE, GRID_FILE, IMAGE_DIR, MASK_DIR, METRICS_JSON, PLAN_FILE, SAMPLES_FILE,
                                    STAGE_DIR, SampleRecord, image_file, images_to_uint8, mask_file, masks_to_uint8,
@@ -93,7 +94,8 @@ def text_encoder_path(mode: str, netg_path: Path) -> Path:
             raise SSAGANError("TEXT.DAMSM_NAME is empty: set it to the DAMSM text encoder "
                               "(e.g. DAMSMencoders/bird/text_encoder200.pth).")
         return Path(cfg.TEXT.DAMSM_NAME)
-    epoch_from_name(str(netg_path))  # rejects names without an epoch, with the naming rule
+    if Path(netg_path).stem.rsplit("_", 1)[-1] != BEST_TAG:  # netG_best.pth pairs with text_encoder_best.pth
+        epoch_from_name(str(netg_path))  # rejects names without an epoch, with the naming rule
     path = companion(netg_path, "text_encoder")
     if not path.is_file():
         raise SSAGANError(f"finetune sampling needs the text encoder fine-tuned with {netg_path}: {path} "
