@@ -40,7 +40,7 @@ step "evaluation"
 # No Inception: its weights cannot be downloaded offline and a random one's IS means nothing. The scores
 # are read against real images instead (docs/DEMO.md). One caption per test image (150 samples, as many as
 # the real test images the references use): FD and IS on the bird feature network, mask coverage of every
-# stage, body colour and R-precision (the demo's own DAMSM encoders), i.e. what training evaluates.
+# stage, body/crown/wing colour and R-precision (the demo's own DAMSM encoders), what training evaluates.
 python IS.py --image_dir output/demo/samples/one_per_image --no_inception --bird_net data/birds_demo \
     --mask_coverage data/birds_demo --colour_accuracy data/birds_demo --r_precision --cfg cfg/demo.yml \
     --captions_pickle data/birds_demo/captions.pickle --out output/demo/results/metrics.json

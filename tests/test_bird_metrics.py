@@ -243,5 +243,5 @@ def test_is_py_gives_the_bird_scores_without_building_inception(birds, tmp_path,
     h = report["headline"]
     assert h["bird_fd"]["value"] == result["bird_fd"]["fd"] and h["bird_fd"]["floor"] == result["bird_fd"]["floor"]
     assert h["mask_coverage"]["stages"] == result["mask_coverage"]["stages"]
-    assert h["bird_diversity"]["samples"] == str(folder) and set(h["not_measured"]) == {"r_precision", "colour_accuracy"}
+    assert h["bird_diversity"]["samples"] == str(folder) and set(h["not_measured"]) == {"r_precision", "colour_accuracy", "crown_colour", "wing_colour"}
     assert "FD on the bird network" in capsys.readouterr().out

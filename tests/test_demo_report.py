@@ -104,7 +104,9 @@ ONE_PER_IMAGE = _is_py_result(
     bird_is={"mean": 4.06, "std": 0.07, "ceiling": 4.15, "classes": 20, "splits": 10},
     r_precision={"mean": 0.48, "std": 0.03, "mismatched": 99, "images": 150},
     mask_coverage={"stages": [0.31, 0.63], "uniform": 0.30, "perfect": 1.0, "images": 150, "mean": 0.47},
-    colour_accuracy={"accuracy": 0.93, "chance": 0.2, "images": 150})
+    colour_accuracy={"accuracy": 0.93, "chance": 0.2, "images": 150},
+    crown_colour={"accuracy": 0.35, "chance": 0.44, "shuffled_caption_baseline": 0.17, "images": 150},
+    wing_colour={"accuracy": 0.12, "chance": 0.28, "shuffled_caption_baseline": 0.11, "images": 150})
 SWAP = _is_py_result("samples/swap", bird_fd={"fd": 80.0, "floor": 0.25, "images": 40, "real_images": 150},
                      bird_diversity={"mean": 0.68, "std": 0.1, "captions": 10, "real_one_species": 1.16})
 
@@ -118,7 +120,8 @@ def test_the_headline_gives_every_score_with_its_reference_from_the_folder_that_
     swap = {"body_accuracy": 0.925, "chance_level": 0.2, "n_samples": 40, "predicted_body_colours": {"a": [], "b": []}}
     h = demo_report.headline(_parts(), swap, [("samples/one_per_image", ONE_PER_IMAGE), ("samples/swap", SWAP)])
     assert set(h) == {"colour", "swap_body_colour", "bird_fd", "bird_is", "r_precision", "mask_coverage",
-                      "bird_diversity", "colour_accuracy", "not_measured"} and h["not_measured"] == {}
+                      "bird_diversity", "colour_accuracy", "crown_colour", "wing_colour", "not_measured"}
+    assert h["not_measured"] == {}
     assert h["colour"]["head"] == {"accuracy": 0.315, "chance": 0.44, "shuffled_captions": 0.169, "real_test_crops": 1.0}
     # FD is in both files: the first (one sample per test image, as the real reference) wins over the swap set's.
     assert h["bird_fd"] == {"value": 33.6, "floor": 0.25, "images": 150, "real_images": 150,
@@ -134,14 +137,17 @@ def test_the_headline_gives_every_score_with_its_reference_from_the_folder_that_
     for expected in ("FD on the bird network: 33.600 (real-image floor 0.250", "real-image ceiling 4.150",
                      "R-precision (demo DAMSM): 0.480 ± 0.030 (chance 0.010", "0.310 0.630 (uniform mask 0.300, perfect 1)",
                      "noise diversity on the bird network: 0.680 (real images of one species 1.160) over 10 captions "
-                     "- samples/swap", "0.925 (chance 0.200)"):
+                     "- samples/swap", "0.925 (chance 0.200)",
+                     "colour as training measures it: body 0.930 (chance 0.200), crown 0.350 (shuffled captions "
+                     "0.170), wings 0.120 (shuffled captions 0.110) - 150 samples of samples/one_per_image"):
         assert expected in text, expected
     assert "not measured" not in text and "Inception" not in text and "pixel" not in text
 
 
 def test_a_score_without_its_is_py_result_is_named_with_the_option_that_measures_it():
     h = demo_report.headline(_parts(), None, [("samples/swap", SWAP)])
-    assert set(h["not_measured"]) == {"bird_is", "r_precision", "mask_coverage", "colour_accuracy"}
+    assert set(h["not_measured"]) == {"bird_is", "r_precision", "mask_coverage", "colour_accuracy", "crown_colour",
+                                      "wing_colour"}
     assert h["bird_fd"]["samples"] == "samples/swap"  # only there: taken, and said where it comes from
     assert "--r_precision" in h["not_measured"]["r_precision"]
     assert any(line.startswith("not measured: mask_coverage (IS.py --mask_coverage")

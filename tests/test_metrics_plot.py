@@ -22,16 +22,18 @@ def _lines() -> list[dict]:
     for i, epoch in enumerate(EPOCHS):
         fd, is_, colour, coverage = 56.3 - 2.5 * i, 2.2 + 0.2 * i, [0.49, 0.606667, 0.133333][i % 3], 0.33 + 0.01 * i
         lines.append({"epoch": epoch, "values": {"bird_fd": fd, "bird_is": is_, "colour_accuracy": colour,
+                                                 "crown_colour": 0.3,
                                                  "mask_coverage": coverage, "r_precision": 0.1 * i},
                       "bird_fd": {"fd": fd, "floor": 0.25}, "bird_is": {"mean": is_, "ceiling": 4.15},
                       "colour_accuracy": {"accuracy": colour, "chance": 0.2},
+                      "crown_colour": {"accuracy": 0.3, "chance": 0.44, "shuffled_caption_baseline": 0.17},
                       "mask_coverage": {"mean": coverage, "uniform": 0.30 + 0.01 * (i % 2)},
                       "r_precision": {"mean": 0.1 * i}})
     return lines
 
 
 def _panels(lines: list[dict]):
-    names = ["r_precision", "colour_accuracy", "bird_fd", "bird_is", "mask_coverage"]
+    names = ["r_precision", "colour_accuracy", "crown_colour", "bird_fd", "bird_is", "mask_coverage"]
     series = {n: [line["values"].get(n) for line in lines] for n in names}
     return plot_panels([line["epoch"] for line in lines], series, {n: METRICS[n].short for n in names},
                        reference_series(lines, names)), series
@@ -74,6 +76,7 @@ def test_reference_levels_come_from_each_metrics_entry_and_widen_the_range():
     assert refs["bird_fd"] == {"real-image floor": [(e, 0.25) for e in EPOCHS]}
     assert refs["bird_is"] == {"real-image ceiling": [(e, 4.15) for e in EPOCHS]}
     assert refs["colour_accuracy"] == {"chance": [(e, 0.2) for e in EPOCHS]}
+    assert refs["crown_colour"] == {"shuffled captions": [(e, 0.17) for e in EPOCHS], "chance": [(e, 0.44) for e in EPOCHS]}
     assert refs["mask_coverage"] == {"uniform mask": [(e, line["mask_coverage"]["uniform"]) for e, line in
                                                       zip(EPOCHS, lines)]}
     assert refs["r_precision"] == {}  # its entry names no reference level

@@ -187,7 +187,8 @@ PART_NAMES = {"body": "body (breast/belly)", "head": "crown", "wing": "wings"}
 IS_PY_SCORES = {"bird_fd": "--bird_net DATA_DIR", "bird_is": "--bird_net DATA_DIR", "r_precision": "--r_precision",
                 "mask_coverage": "--mask_coverage DATA_DIR (samples with --masks all)",
                 "bird_diversity": "--bird_net DATA_DIR --bird_diversity (several samples per caption)",
-                "colour_accuracy": "--colour_accuracy DATA_DIR"}
+                "colour_accuracy": "--colour_accuracy DATA_DIR", "crown_colour": "--colour_accuracy DATA_DIR",
+                "wing_colour": "--colour_accuracy DATA_DIR"}
 
 
 def read_evaluations(paths: Sequence[Path]) -> list[tuple[str, dict]]:
@@ -216,6 +217,9 @@ def _measured(entry: dict, key: str) -> dict:
                 "images": entry["images"]}
     if key == "bird_diversity":
         return {"value": entry["mean"], "real_one_species": entry["real_one_species"], "captions": entry["captions"]}
+    if key in ("crown_colour", "wing_colour"):
+        return {"value": entry["accuracy"], "chance": entry["chance"],
+                "shuffled_captions": entry["shuffled_caption_baseline"], "images": entry["images"]}
     return {"value": entry["accuracy"], "chance": entry["chance"], "images": entry["images"]}
 
 
@@ -255,8 +259,10 @@ def headline_lines(h: dict, n_samples: int) -> list[str]:
                      f"{w['accuracy']:.3f} (chance {w['chance']:.3f})")
     if "colour_accuracy" in h:
         e = h["colour_accuracy"]
-        lines.append(f"body colour as training measures it: {e['value']:.3f} (chance {e['chance']:.3f}) - "
-                     f"{e['images']} samples of {e['samples']}")
+        parts = [f"body {e['value']:.3f} (chance {e['chance']:.3f})"]
+        parts += [f"{part} {h[key]['value']:.3f} (shuffled captions {h[key]['shuffled_captions']:.3f})"
+                  for key, part in (("crown_colour", "crown"), ("wing_colour", "wings")) if key in h]
+        lines.append(f"colour as training measures it: {', '.join(parts)} - {e['images']} samples of {e['samples']}")
     if "bird_fd" in h:
         e = h["bird_fd"]
         lines.append(f"FD on the bird network: {e['value']:.3f} (real-image floor {e['floor']:.3f}; lower is better) "

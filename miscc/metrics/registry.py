@@ -268,6 +268,7 @@ def _part_metric(name: str) -> Callable[[EvalContext], dict]:
 for _name in PART_METRICS:
     register(MetricSpec(
         _name, _part_metric(_name), ("images", "records", "data_dir"), scalar="accuracy", in_training=True,
+        references=(("shuffled_caption_baseline", "shuffled captions"), ("chance", "chance")),
         image_fn=_part_values(_name), prepare=lambda ctx, n=_name: _part_prepare(n, ctx), asked_by="colour_accuracy",
         setup=lambda args, ctx: setattr(ctx, "data_dir", args.colour_accuracy),
         report=lambda c, n=_name: f"colour accuracy ({n.split('_')[0]}) = {c['accuracy']:.4f} (shuffled "
