@@ -46,6 +46,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--weights", help=f"Inception weights ({INCEPTION_WEIGHTS_FILE}); default: "
                    "EVAL.INCEPTION_WEIGHTS of --cfg, else the torch hub cache. 'random' = tests only")
     p.add_argument("--cfg", help="YAML config to take EVAL.INCEPTION_WEIGHTS and TEXT.DAMSM_NAME from")
+    p.add_argument("--no_inception", action="store_true", help="build no Inception network, so no IS and no "
+                   "FID: only the metrics asked for by their options (e.g. --bird_net on the synthetic set, "
+                   "where the Inception weights are not at hand and a random Inception means nothing)")
     p.add_argument("--allow_incomplete", action="store_true",
                    help="evaluate a sampler folder without DONE.json (an interrupted run's partial set)")
     p.add_argument("--out", help="JSON result file (default: <image_dir>/metrics.json)")
@@ -82,6 +85,15 @@ def _fail_early(args: argparse.Namespace) -> None:
         problem = spec.check(args) if spec.check is not None and spec.asked(args) else None
         if problem:
             raise SSAGANError(problem)
+    if args.no_inception:
+        inception_options = [flag for flag, value in (("--fid_ref", args.fid_ref), ("--save_stats", args.save_stats))
+                             if value]
+        if inception_options:
+            raise SSAGANError(f"{', '.join(inception_options)} need{'s' if len(inception_options) == 1 else ''} "
+                              "the Inception network; drop --no_inception.")
+        if not requested_metrics(args):
+            raise SSAGANError("--no_inception leaves nothing to compute; ask for a metric (e.g. --bird_net "
+                              "DATA_DIR, --r_precision).")
     if args.fid_ref and Path(args.fid_ref).suffix == ".npz":
         load_stats(args.fid_ref)
 
@@ -90,7 +102,8 @@ def requested_metrics(args: argparse.Namespace) -> list[str]:
     """The registry's metrics this command line asks for, in registry order."""
     if not args.image_dir:
         return []
-    return [name for name, spec in METRICS.items() if spec.asked(args)]
+    return [name for name, spec in METRICS.items()
+            if spec.asked(args) and not (args.no_inception and "inception" in spec.needs)]
 
 
 def run(args: argparse.Namespace,
@@ -125,13 +138,14 @@ def run(args: argparse.Namespace,
             spec.setup(args, ctx)
         if spec.prepare is not None:
             spec.prepare(ctx)
-    model = ctx.inception = make_inception(args.weights)
+    model = ctx.inception = None if args.no_inception else make_inception(args.weights)
 
-    if model.sha256 == RANDOM_WEIGHTS:
+    if model is not None and model.sha256 == RANDOM_WEIGHTS:
         ctx.notes.append("RANDOM Inception weights: for testing only, the numbers mean nothing")
-    ctx.notes.append(PAPER)  # metrics add their caveats after these
-    protocol: dict = {"inception": model.protocol(), "device": args.device, "batch_size": args.batch_size,
-                      "notes": ctx.notes}
+    if model is not None:  # the paper's numbers are Inception's
+        ctx.notes.append(PAPER)  # metrics add their caveats after these
+    protocol: dict = {"inception": model.protocol() if model is not None else None, "device": args.device,
+                      "batch_size": args.batch_size, "notes": ctx.notes}
     result: dict = {"protocol": protocol, **{spec.result_key: None for spec in METRICS.values() if spec.listed}}
     images = ctx.images
     if images is not None:
@@ -162,7 +176,7 @@ def report(result: dict) -> str:
     p = result["protocol"]
     inc = p["inception"]
     lines = [f"Inception: {inc['weights']} (sha256 {inc['weights_sha256'][:16]}), {inc['library']}, "
-             f"{inc['resize']}"]
+             f"{inc['resize']}" if inc is not None else "Inception: not used (--no_inception): no IS, no FID"]
     if "images" in p:
         lines.append(f"generated: {p['image_set']} ({p['resolution'][0]}x{p['resolution'][1]}), "
                      f"{p['splits']} splits")

@@ -30,21 +30,26 @@ python main.py --cfg cfg/demo.yml --gpu -1
 
 step "sampling: every test caption (1,500), one caption per test image (150), captions differing in one colour word"
 python main.py --cfg cfg/demo.yml --gpu -1 --sample --masks all --out_dir output/demo/samples/every_caption
-python main.py --cfg cfg/demo.yml --gpu -1 --sample --caption_mode random --out_dir output/demo/samples/one_per_image
+python main.py --cfg cfg/demo.yml --gpu -1 --sample --caption_mode random --masks all \
+    --out_dir output/demo/samples/one_per_image
 python -m tools.demo_report --data_dir data/birds_demo --write_swap_captions output/demo/swap_captions.txt
 python main.py --cfg cfg/demo.yml --gpu -1 --sample --captions output/demo/swap_captions.txt --per_caption 4 \
     --out_dir output/demo/samples/swap
 
 step "evaluation"
-# The Inception weights cannot be downloaded offline, so IS here uses a randomly initialised
-# Inception: a check that the pipeline runs, NOT a number comparable with papers (docs/EVALUATION.md).
-# R-precision uses the demo's own DAMSM encoders and is meaningful.
-python IS.py --image_dir output/demo/samples/one_per_image --weights random --splits 2 \
-    --r_precision --cfg cfg/demo.yml \
+# No Inception: its weights cannot be downloaded offline and a random one's IS means nothing. The scores
+# are read against real images instead (docs/DEMO.md). One caption per test image (150 samples, as many as
+# the real test images the references use): FD and IS on the bird feature network, mask coverage of every
+# stage, body/crown/wing colour and R-precision (the demo's own DAMSM encoders), what training evaluates.
+python IS.py --image_dir output/demo/samples/one_per_image --no_inception --bird_net data/birds_demo \
+    --mask_coverage data/birds_demo --colour_accuracy data/birds_demo --r_precision --cfg cfg/demo.yml \
     --captions_pickle data/birds_demo/captions.pickle --out output/demo/results/metrics.json
+# Noise diversity needs several samples per caption: the swap captions' 4 noises each.
+python IS.py --image_dir output/demo/samples/swap --no_inception --bird_net data/birds_demo --bird_diversity \
+    --out output/demo/results/metrics_swap.json
 python -m tools.demo_report --samples output/demo/samples/every_caption --data_dir data/birds_demo \
     --swap_samples output/demo/samples/swap --swap_captions output/demo/swap_captions.txt \
-    --out output/demo/results --extra_json output/demo/results/metrics.json
+    --out output/demo/results --metrics_json output/demo/results/metrics.json output/demo/results/metrics_swap.json
 # The in-training evaluation curves (cfg/demo.yml evaluates every 2 epochs; best epoch in best.json).
 cp output/demo/metrics.png output/demo/metrics.jsonl output/demo/best.json output/demo/results/
 step "done: output/demo/results/{results.json,results_grid.png,results_swap.png,metrics.png}"

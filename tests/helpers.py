@@ -177,3 +177,30 @@ def http_exchange(host: str, port: int, data: bytes, close_write: bool = True, t
             chunks.append(chunk)
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
     return head, body
+
+
+def word_gaps(band: np.ndarray, min_width: int = 4) -> int:
+    """Blank column runs at least ``min_width`` wide between inked columns of a line of text: the spaces
+    a reader sees (letters of one word are at most 3 px apart in the default font at 10-14 px)."""
+    ink = np.flatnonzero((band.min(axis=(0, 2)) if band.ndim == 3 else band.min(axis=0)) < 160)
+    return int((np.diff(ink) - 1 >= min_width).sum())
+
+
+def x_height_band(image: np.ndarray, x: int, y: int, size: int) -> np.ndarray:
+    """The rows of a text line drawn at (x, y) in the default font of ``size`` px where every lower-case
+    letter has ink."""
+    from miscc.sample.grid import font
+    _, top, _, bottom = font(size).getbbox("x")
+    return image[y + top:y + bottom, x:]
+
+
+def visible_spaces(panel: np.ndarray, x: int, y: int, size: int, lines: int) -> tuple[int, int]:
+    """(lines with ink, visible word gaps in them) of up to ``lines`` text lines drawn from (x, y) at
+    the drawer's line height (size + 3)."""
+    n_lines = gaps = 0
+    for n in range(lines):
+        band = x_height_band(panel, x, y + n * (size + 3), size)
+        if (band < 160).any():
+            n_lines += 1
+            gaps += word_gaps(band)
+    return n_lines, gaps

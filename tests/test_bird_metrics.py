@@ -177,7 +177,10 @@ def test_is_py_reports_every_bird_score_beside_its_reference(birds, tmp_path, ca
     assert "different data sets" in capsys.readouterr().err
 
 
-def test_training_logs_the_bird_scores_and_mask_coverage(tmp_path, synthetic_birds, damsm_files):
+def test_training_logs_the_bird_scores_and_mask_coverage(tmp_path, synthetic_birds, damsm_files, monkeypatch):
+    from miscc.watch import evaluation
+    plotted, draw = [], evaluation.metrics_plot  # metrics.png's arguments: the reference levels it is given
+    monkeypatch.setattr(evaluation, "metrics_plot", lambda *a, **k: plotted.append((a, k)) or draw(*a, **k))
     data = tmp_path / "birds"
     shutil.copytree(synthetic_birds, data)
     build_bird_net(data, epochs=5)
@@ -192,6 +195,10 @@ def test_training_logs_the_bird_scores_and_mask_coverage(tmp_path, synthetic_bir
     stages = line["mask_coverage"]["stages"]
     assert len(stages) == 5 and all(0.0 <= s <= 1.0 for s in stages)  # 64 px: masks 4x4 ... 64x64
     assert json.loads((run / "best.json").read_text())["metric"] == "bird_fd"
+    (args, _), = plotted
+    assert args[4] == {"bird_fd": {"real-image floor": [line["bird_fd"]["floor"]]},
+                       "bird_is": {"real-image ceiling": [line["bird_is"]["ceiling"]]},
+                       "mask_coverage": {"uniform mask": [line["mask_coverage"]["uniform"]]}}
 
     # The same captions and noise through the sampler into files (every stage's mask), then IS.py: the same
     # numbers, so the masks of training (tensors) and of IS.py (files) are read alike.
@@ -212,11 +219,28 @@ def test_training_logs_the_bird_scores_and_mask_coverage(tmp_path, synthetic_bir
     assert on_files["mask_coverage"]["stages"] == pytest.approx(stages, abs=1e-9)
 
 
-def test_the_demo_report_gives_the_bird_scores_without_inception(birds, tmp_path):
-    from tools import demo_report
+def test_is_py_gives_the_bird_scores_without_building_inception(birds, tmp_path, capsys):
+    """What the quickstart runs offline: no Inception network is built, so no IS and no FID are reported."""
+    def no_inception(weights):
+        raise AssertionError("--no_inception built the Inception network")
 
     keys = sorted(load_attributes(birds, "test"))
     folder = _sample_folder(birds, tmp_path / "samples", _real(birds)[[0, 1, 2, 3]], keys, per_key=2)
-    scores = demo_report.bird_scores(folder, folder, birds)
-    assert set(scores) == {"bird_fd", "bird_is", "mask_coverage", "bird_diversity"}
-    assert scores["bird_fd"]["floor"] > 0 and scores["bird_diversity"]["real_one_species"] > 0
+    assert IS.main(["--image_dir", str(folder), "--no_inception", "--workers", "0", "--splits", "2",
+                    "--bird_net", str(birds), "--bird_diversity", "--mask_coverage", str(birds)],
+                   make_inception=no_inception) == 0
+    out = capsys.readouterr().out
+    result = json.loads((folder / "metrics.json").read_text())
+    assert {"bird_fd", "bird_is", "bird_diversity", "mask_coverage"} <= set(result)
+    assert result["inception_score"] is None and result["fid"] is None and result["protocol"]["inception"] is None
+    assert "Inception: not used" in out and "IS  =" not in out
+    assert result["bird_fd"]["floor"] > 0 and result["bird_diversity"]["real_one_species"] > 0
+    # The demo report leads with these scores, read from IS.py's file as it is written.
+    from tools import demo_report
+    report = demo_report.main(["--data_dir", str(birds), "--samples", str(folder), "--out", str(tmp_path / "report"),
+                               "--metrics_json", str(folder / "metrics.json")])
+    h = report["headline"]
+    assert h["bird_fd"]["value"] == result["bird_fd"]["fd"] and h["bird_fd"]["floor"] == result["bird_fd"]["floor"]
+    assert h["mask_coverage"]["stages"] == result["mask_coverage"]["stages"]
+    assert h["bird_diversity"]["samples"] == str(folder) and set(h["not_measured"]) == {"r_precision", "colour_accuracy", "crown_colour", "wing_colour"}
+    assert "FD on the bird network" in capsys.readouterr().out

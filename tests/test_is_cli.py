@@ -159,6 +159,10 @@ def _bad(tmp_path: Path, case: str) -> list[str]:
     if case == "npz_without_mu_sigma":
         np.savez(tmp_path / "stats.npz", mean=np.zeros(2))
         return ["--image_dir", str(folder), "--splits", "2", "--fid_ref", str(tmp_path / "stats.npz")]
+    if case == "no_inception_with_fid_ref":
+        return ["--image_dir", str(folder), "--splits", "2", "--no_inception", "--fid_ref", str(folder)]
+    if case == "no_inception_and_no_metric":
+        return ["--image_dir", str(folder), "--splits", "2", "--no_inception"]
     if case == "r_precision_without_samples":
         return ["--image_dir", str(folder), "--splits", "2", "--r_precision", "--text_encoder", "x.pth"]
     if case == "vocabulary_mismatch":
@@ -184,6 +188,8 @@ def _bad(tmp_path: Path, case: str) -> list[str]:
     ("fewer_than_splits", r"has 3 images, fewer than --splits 10"),
     ("npz_without_mu_sigma", r"holds the arrays \['mean'\], but FID statistics need 'mu' and 'sigma'"),
     ("r_precision_without_samples", r"--r_precision needs .*samples.jsonl"),
+    ("no_inception_with_fid_ref", r"--fid_ref needs the Inception network; drop --no_inception"),
+    ("no_inception_and_no_metric", r"--no_inception leaves nothing to compute"),
     ("vocabulary_mismatch", r"captions.pickle has 1 words but the text encoder .* was trained with 9"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, capsys, case, message):

@@ -8,16 +8,17 @@
     python -m tools.demo_report --samples output/demo/samples/every_caption --data_dir data/birds_demo \
         --swap_samples output/demo/samples/swap --swap_captions output/demo/swap.txt --out output/demo/results
 
-Writes ``results.json``: per scored part (body = breast/belly, head = crown, wing) the accuracy over
-all samples, per colour, the chance level (an image-blind guesser following the label frequencies)
-and the shuffled-caption baseline of this scorer on these images, and the same scorer's accuracy on
-the real test crops; plus the swap captions' predictions and how much the noise changes a sample
-(``noise_diversity``: mean absolute difference between the noises of one caption and between
-captions, per pixel and on an 8 x 8 grid, next to the same measures on real test crops within and
-between species). ``results_grid.png``: one row per body colour, real test crops then generated
-birds whose caption names that colour. ``results_swap.png``: one row per swap caption, its 4
-samples. The expected colours of a sample are the ground truth of the test image its caption
-describes (``attributes_test.json`` written by ``tools.birds.make_birds``).
+Writes ``results.json``: ``headline``, the scores that mean something each beside what it is read
+against (printed too, see ``headline_lines``): per scored part (body = breast/belly, head = crown, wing)
+the accuracy over all samples with its chance level (an image-blind guesser following the label
+frequencies), its shuffled-caption baseline and the real test crops' accuracy; the swap captions' body
+colour; and, from the IS.py results passed with ``--metrics_json``, FD and IS on the bird network with
+their real-image floor and ceiling, R-precision with its chance, mask coverage per stage with the
+uniform mask's value and noise diversity with that of real images of one species. Below it the details
+(``parts``, ``swap``, ``evaluation``). ``results_grid.png``: one row per body colour, real test crops
+then generated birds whose caption names that colour. ``results_swap.png``: one row per swap caption,
+its samples, missed ones framed red. The expected colours of a sample are the ground truth of the test
+image its caption describes (``attributes_test.json`` written by ``tools.birds.make_birds``).
 """
 from __future__ import annotations
 
@@ -29,11 +30,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from miscc.errors import SSAGANError
-from miscc.metrics.bird_metrics import score_folder
-from miscc.metrics.bird_net import BIRD_NET_FILE
+from miscc.sample.grid import Framed, GridStyle, labelled_grid
 from miscc.sample.protocol import read_samples
 from miscc.metrics.colour import (NAMES, SCORED_PARTS, accuracy, candidate_colours, chance_level, load_attributes,
                                 score_parts, shuffled_baseline)
@@ -129,116 +129,162 @@ def swap_report(folder: Path, captions_file: Path, candidates: dict) -> tuple[di
     records = [rows[int(s.key.rsplit(":", 1)[1])]["attributes"] for s in samples]
     images = load_images(folder, samples)
     pred = score_parts(images, records, candidates, ("body",))["body"]
-    per_caption, by_caption = defaultdict(list), defaultdict(list)
-    for s, p, img in zip(samples, pred, images):
+    per_caption = defaultdict(list)
+    for s, p in zip(samples, pred):
         per_caption[s.text].append(p)
-        by_caption[s.text].append(img)
     expected = [r["body_colour"] for r in records]
     report = {"n_samples": len(samples), "body_accuracy": accuracy(pred, expected),
-              "chance_level": chance_level(expected), "predicted_body_colours": dict(per_caption),
-              **noise_diversity(list(by_caption.values()))}
+              "chance_level": chance_level(expected), "predicted_body_colours": dict(per_caption)}
     return report, [(s, img, p, r["body_colour"]) for s, img, p, r in zip(samples, images, pred, records)]
 
 
-COARSE_CELLS = 8  # the coarse measure compares images averaged over an 8 x 8 grid of cells
+# The report's pictures are read at a glance: birds of 64 px enlarged to 128 (whole pixels), captions at
+# 13 px with spaces widened to 5 px (the default font's 2-3 px spaces vanish between letters).
+REPORT_TILE = 128
+REPORT_FONT = 13
+REPORT_WORD_SPACE = 5
 
 
-def coarse(image: np.ndarray, cells: int = COARSE_CELLS) -> np.ndarray:
-    """H x W x 3 image averaged over a cells x cells grid: layout and colour without the grain."""
-    h, w = image.shape[:2]
-    if h % cells or w % cells:
-        image = np.asarray(Image.fromarray(image.clip(0, 255).astype(np.uint8)).resize(
-            (cells * max(1, w // cells), cells * max(1, h // cells)), Image.BOX), np.float32)
-        h, w = image.shape[:2]
-    return image.reshape(cells, h // cells, cells, w // cells, -1).mean(axis=(1, 3))
-
-
-def noise_diversity(groups: Sequence[Sequence[np.ndarray]]) -> dict[str, float]:
-    """Mean absolute difference (0-255) between samples of one caption (different noises) and
-    between samples of different captions: how much the noise changes the image, for scale.
-
-    ``pixel``: per pixel, which also counts grain and texture; ``8x8``: of the images averaged over
-    an 8 x 8 grid (``coarse``), which counts what is visible at a glance (layout, colour areas).
-    """
-    out = {}
-    for name, view in (("pixel", lambda x: x), (f"{COARSE_CELLS}x{COARSE_CELLS}", coarse)):
-        gs = [[view(np.asarray(x, np.float32)) for x in g] for g in groups]
-        within = [np.abs(a - b).mean() for g in gs for i, a in enumerate(g) for b in g[i + 1:]]
-        across = [np.abs(a[0] - b[0]).mean() for i, a in enumerate(gs) for b in gs[i + 1:]]
-        out[f"mean_abs_{name}_difference_same_caption"] = float(np.mean(within)) if within else 0.0
-        out[f"mean_abs_{name}_difference_other_caption"] = float(np.mean(across)) if across else 0.0
-    return out
-
-
-def species_diversity(images: np.ndarray, records: Sequence[dict]) -> dict[str, float]:
-    """``noise_diversity`` of real images grouped by species: the scale the noise's effect is read
-    against (real photos of one species differ in background, pose, size and branch)."""
-    groups: dict[str, list[np.ndarray]] = defaultdict(list)
-    for img, r in zip(images, records):
-        groups[r["species"]].append(img)
-    return {k.replace("_caption", "_species"): v for k, v in noise_diversity(list(groups.values())).items()}
-
-
-def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> None:
-    draw.text(xy, text, fill="black")
+def report_style(image_size: int, text_width: int) -> GridStyle:
+    """The grid style of the report's figures for images of ``image_size`` pixels."""
+    tile = image_size * max(1, REPORT_TILE // image_size)
+    return GridStyle(tile=(tile, tile), text_width=text_width, pad=4, font_size=REPORT_FONT,
+                     min_word_space=REPORT_WORD_SPACE, margin=4)
 
 
 def results_grid(samples: Sequence[dict], images: np.ndarray, records: Sequence[dict], real: np.ndarray,
                  real_records: Sequence[dict], per_row: int = 6, n_real: int = 2) -> Image.Image:
-    colours = sorted({r["body_colour"] for r in records})
-    size = images.shape[1]
-    label_w, gap = 70, 4
-    width = label_w + (n_real + per_row) * (size + gap) + gap
-    grid = Image.new("RGB", (width, len(colours) * (size + gap) + gap + 16), "white")
-    draw = ImageDraw.Draw(grid)
-    _label(draw, (label_w, 2), "real test crops | generated from captions naming the body colour")
-    for r, colour in enumerate(colours):
-        y = 16 + gap + r * (size + gap)
-        _label(draw, (4, y + size // 2 - 5), colour)
+    """One row per body colour: ``n_real`` real test crops, then ``per_row`` generated birds whose
+    caption names that colour, spread over the captions of different birds."""
+    rows = []
+    for colour in sorted({r["body_colour"] for r in records}):
         reals = [real[i] for i, rec in enumerate(real_records) if rec["body_colour"] == colour][:n_real]
         fakes = [images[i] for i, rec in enumerate(records) if rec["body_colour"] == colour]
-        step = max(1, len(fakes) // per_row)  # spread over captions of different birds
-        tiles = reals + [None] * (n_real - len(reals)) + fakes[::step][:per_row]
-        for c, tile in enumerate(tiles):
-            if tile is not None:
-                grid.paste(Image.fromarray(tile), (label_w + gap + c * (size + gap), y))
-    return grid
+        step = max(1, len(fakes) // per_row)
+        rows.append((colour, [[*reals, *[None] * (n_real - len(reals)), *fakes[::step][:per_row]]]))
+    return labelled_grid(rows, report_style(images.shape[1], 80),
+                         "Body colour: real test crops, then birds generated from captions naming it",
+                         ["real test crop"] * n_real + ["generated"] * per_row)
 
 
 def swap_grid(scored: Sequence[tuple[dict, np.ndarray, str, str]]) -> Image.Image:
+    """One row per swap caption (the caption, then its samples); a sample whose body colour is not the
+    caption's is framed red."""
     by_caption: dict[str, list] = defaultdict(list)
     for s, image, pred, want in scored:
-        by_caption[s.text].append((Image.fromarray(image), pred == want))
-    size = next(iter(by_caption.values()))[0][0].size[0]
+        by_caption[s.text].append(image if pred == want else Framed(image, "red"))
+    size = scored[0][1].shape[0]
     per_row = max(len(v) for v in by_caption.values())
-    text_w, gap = 6 * max(len(t) for t in by_caption) + 12, 4
-    grid = Image.new("RGB", (text_w + per_row * (size + gap) + gap, len(by_caption) * (size + gap) + gap + 16),
-                     "white")
-    draw = ImageDraw.Draw(grid)
-    _label(draw, (4, 2), "caption (one colour word differs) | 4 noises; red frame = body colour missed")
-    for r, (text, tiles) in enumerate(by_caption.items()):
-        y = 16 + gap + r * (size + gap)
-        _label(draw, (4, y + size // 2 - 5), text)
-        for c, (tile, hit) in enumerate(tiles):
-            x = text_w + c * (size + gap)
-            grid.paste(tile, (x, y))
-            if not hit:
-                draw.rectangle([x - 1, y - 1, x + size, y + size], outline="red")
-    return grid
+    style = report_style(size, 2 * size * max(1, REPORT_TILE // size))
+    return labelled_grid([(text, [cells]) for text, cells in by_caption.items()], style,
+                         "Captions that differ in one colour word; red frame: body colour missed",
+                         [f"noise {k + 1}" for k in range(per_row)])
 
 
-def bird_scores(samples: Path, swap_samples: Optional[Path], data_dir: Path) -> dict[str, Any]:
-    """The scores on the bird feature network with their real-image references (docs/EVALUATION.md):
-    FD and IS of every test caption's sample, mask coverage when they have stage masks (--masks all),
-    diversity of the swap captions' 4 noises each."""
-    names = ["bird_fd", "bird_is"]
-    first = read_samples(samples)[0]
-    if dict(first.extra).get("stage_masks") or first.mask:  # every stage with --masks all, else the last
-        names.append("mask_coverage")
-    out = score_folder(samples, data_dir, names)
-    if swap_samples is not None:
-        out.update(score_folder(swap_samples, data_dir, ["bird_diversity"]))
+# --- the headline: each score beside what it is read against ----------------------------------------
+PART_NAMES = {"body": "body (breast/belly)", "head": "crown", "wing": "wings"}
+# The IS.py scores the headline leads with, and the options that compute them.
+IS_PY_SCORES = {"bird_fd": "--bird_net DATA_DIR", "bird_is": "--bird_net DATA_DIR", "r_precision": "--r_precision",
+                "mask_coverage": "--mask_coverage DATA_DIR (samples with --masks all)",
+                "bird_diversity": "--bird_net DATA_DIR --bird_diversity (several samples per caption)",
+                "colour_accuracy": "--colour_accuracy DATA_DIR", "crown_colour": "--colour_accuracy DATA_DIR",
+                "wing_colour": "--colour_accuracy DATA_DIR"}
+
+
+def read_evaluations(paths: Sequence[Path]) -> list[tuple[str, dict]]:
+    """(sample folder, IS.py result) of each metrics JSON, in the order given."""
+    out = []
+    for path in paths:
+        if not path.is_file():
+            raise SSAGANError(f"{path} not found: write it with IS.py --image_dir FOLDER --out {path}")
+        result = json.loads(path.read_text(encoding="utf-8"))
+        out.append((str(result.get("protocol", {}).get("image_dir", path)), result))
     return out
+
+
+def _measured(entry: dict, key: str) -> dict:
+    """The headline fields of one IS.py entry."""
+    if key == "bird_fd":
+        return {"value": entry["fd"], "floor": entry["floor"], "images": entry["images"],
+                "real_images": entry["real_images"]}
+    if key == "bird_is":
+        return {"value": entry["mean"], "std": entry["std"], "ceiling": entry["ceiling"], "classes": entry["classes"]}
+    if key == "r_precision":  # R@1 against 1 true and n mismatched captions: a blind guess ranks first 1/(n+1)
+        return {"value": entry["mean"], "std": entry["std"], "chance": 1.0 / (1 + entry["mismatched"]),
+                "mismatched": entry["mismatched"], "images": entry["images"]}
+    if key == "mask_coverage":
+        return {"stages": entry["stages"], "uniform": entry["uniform"], "perfect": entry["perfect"],
+                "images": entry["images"]}
+    if key == "bird_diversity":
+        return {"value": entry["mean"], "real_one_species": entry["real_one_species"], "captions": entry["captions"]}
+    if key in ("crown_colour", "wing_colour"):
+        return {"value": entry["accuracy"], "chance": entry["chance"],
+                "shuffled_captions": entry["shuffled_caption_baseline"], "images": entry["images"]}
+    return {"value": entry["accuracy"], "chance": entry["chance"], "images": entry["images"]}
+
+
+def headline(parts: dict, swap: Optional[dict], evaluations: Sequence[tuple[str, dict]]) -> dict[str, Any]:
+    """The scores that mean something, each with its reference: the colour of every scored part (chance,
+    shuffled captions, real crops), the swap captions' body colour, and the IS.py scores in
+    ``IS_PY_SCORES``, each from the first of ``evaluations`` that has it (``samples``: its folder)."""
+    out: dict[str, Any] = {"colour": {part: {
+        "accuracy": parts[part]["accuracy"], "chance": parts[part]["chance_level"],
+        "shuffled_captions": parts[part]["shuffled_caption_baseline"],
+        "real_test_crops": parts[part]["real_test_crops_accuracy"]} for part in PARTS}}
+    if swap is not None:
+        out["swap_body_colour"] = {"accuracy": swap["body_accuracy"], "chance": swap["chance_level"],
+                                   "samples": swap["n_samples"], "captions": len(swap["predicted_body_colours"])}
+    missing = {}
+    for key, how in IS_PY_SCORES.items():
+        found = next(((folder, r[key]) for folder, r in evaluations if isinstance(r.get(key), dict)), None)
+        if found is None:
+            missing[key] = f"IS.py {how}, then --metrics_json"
+        else:
+            out[key] = {**_measured(found[1], key), "samples": found[0]}
+    out["not_measured"] = missing
+    return out
+
+
+def headline_lines(h: dict, n_samples: int) -> list[str]:
+    """The headline as the quickstart prints it."""
+    lines = [f"{f'colour the caption names ({n_samples} samples)':<44}{'generated':>10}{'chance':>8}"
+             f"{'shuffled captions':>19}{'real crops':>12}"]
+    for part in PARTS:
+        c = h["colour"][part]
+        lines.append(f"  {PART_NAMES[part]:<42}{c['accuracy']:>10.3f}{c['chance']:>8.3f}"
+                     f"{c['shuffled_captions']:>19.3f}{c['real_test_crops']:>12.3f}")
+    if "swap_body_colour" in h:
+        w = h["swap_body_colour"]
+        lines.append(f"body colour of {w['captions']} captions differing in one colour word ({w['samples']} samples): "
+                     f"{w['accuracy']:.3f} (chance {w['chance']:.3f})")
+    if "colour_accuracy" in h:
+        e = h["colour_accuracy"]
+        parts = [f"body {e['value']:.3f} (chance {e['chance']:.3f})"]
+        parts += [f"{part} {h[key]['value']:.3f} (shuffled captions {h[key]['shuffled_captions']:.3f})"
+                  for key, part in (("crown_colour", "crown"), ("wing_colour", "wings")) if key in h]
+        lines.append(f"colour as training measures it: {', '.join(parts)} - {e['images']} samples of {e['samples']}")
+    if "bird_fd" in h:
+        e = h["bird_fd"]
+        lines.append(f"FD on the bird network: {e['value']:.3f} (real-image floor {e['floor']:.3f}; lower is better) "
+                     f"- {e['images']} samples of {e['samples']} vs the {e['real_images']} real test images")
+    if "bird_is" in h:
+        e = h["bird_is"]
+        lines.append(f"IS on the bird network: {e['value']:.3f} ± {e['std']:.3f} (real-image ceiling {e['ceiling']:.3f}; "
+                     f"{e['classes']} species) - {e['samples']}")
+    if "r_precision" in h:
+        e = h["r_precision"]
+        lines.append(f"R-precision (demo DAMSM): {e['value']:.3f} ± {e['std']:.3f} (chance {e['chance']:.3f}: 1 true vs "
+                     f"{e['mismatched']} mismatched captions) - {e['samples']}")
+    if "mask_coverage" in h:
+        e = h["mask_coverage"]
+        lines.append("mask coverage per stage, first to last: " + " ".join(f"{v:.3f}" for v in e["stages"])
+                     + f" (uniform mask {e['uniform']:.3f}, perfect {e['perfect']:g}) - {e['samples']}")
+    if "bird_diversity" in h:
+        e = h["bird_diversity"]
+        lines.append(f"noise diversity on the bird network: {e['value']:.3f} (real images of one species "
+                     f"{e['real_one_species']:.3f}) over {e['captions']} captions - {e['samples']}")
+    lines += [f"not measured: {key} ({how})" for key, how in h["not_measured"].items()]
+    return lines
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
@@ -260,7 +306,9 @@ def _run(argv: Optional[Sequence[str]]) -> dict:
     p.add_argument("--swap_captions", type=Path, default=None,
                    help="the captions file --write_swap_captions wrote (its .json names each line's bird)")
     p.add_argument("--out", type=Path, help="folder for results.json, results_grid.png, results_swap.png")
-    p.add_argument("--extra_json", type=Path, default=None, help="metrics JSON (e.g. from IS.py) to merge")
+    p.add_argument("--metrics_json", "--extra_json", type=Path, nargs="+", default=[],
+                   help="IS.py results (metrics.json) of the sample folders, in order of preference: each IS.py "
+                        "score of the headline is taken from the first that has it")
     args = p.parse_args(argv)
     if args.write_swap_captions is not None:
         rows = write_swap_captions(args.data_dir, args.write_swap_captions)
@@ -281,45 +329,30 @@ def _run(argv: Optional[Sequence[str]]) -> dict:
     for part in PARTS:
         fake[part]["real_test_crops_accuracy"] = genuine[part]["accuracy"]
         fake[part]["real_test_crops_per_colour"] = genuine[part]["per_colour_accuracy"]
+    evaluations = read_evaluations(args.metrics_json)  # before the slow part: a missing file is a typo
+    swap, scored = None, None
+    if args.swap_samples is not None:
+        if args.swap_captions is None:
+            p.error("--swap_samples needs --swap_captions (the file written by --write_swap_captions)")
+        swap, scored = swap_report(args.swap_samples, args.swap_captions, candidates)
     result: dict[str, Any] = {
+        "headline": headline(fake, swap, evaluations),
         "n_samples": len(samples),
         # body-colour summary under the keys earlier reports used
         "colour_accuracy": fake["body"]["accuracy"], "chance_level": fake["body"]["chance_level"],
         "real_test_crops_accuracy": fake["body"]["real_test_crops_accuracy"],
         "per_colour_accuracy": fake["body"]["per_colour_accuracy"],
         "parts": fake,
+        **({"swap": swap} if swap is not None else {}),
+        **({"evaluation": {folder: r for folder, r in evaluations}} if evaluations else {}),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.swap_samples is not None:
-        if args.swap_captions is None:
-            p.error("--swap_samples needs --swap_captions (the file written by --write_swap_captions)")
-        result["swap"], scored = swap_report(args.swap_samples, args.swap_captions, candidates)
-        result["swap"]["real_test_crops"] = species_diversity(real, real_records)
-        swap_grid(scored).save(args.out / "results_swap.png")
-    if args.extra_json is not None and args.extra_json.is_file():
-        result["evaluation"] = json.loads(args.extra_json.read_text())
-    if (args.data_dir / BIRD_NET_FILE).is_file():  # FD, IS, mask coverage, diversity on the bird network
-        result["bird_network"] = bird_scores(args.samples, args.swap_samples, args.data_dir)
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
     results_grid(samples, images, records, real, real_records).save(args.out / "results_grid.png")
-    parts = ", ".join(f"{p} {fake[p]['accuracy']:.3f} (chance {fake[p]['chance_level']:.3f}, real "
-                      f"{fake[p]['real_test_crops_accuracy']:.3f})" for p in PARTS)
-    print(f"colour accuracy on {len(samples)} samples: {parts}; wrote {args.out}/results.json")
-    if "bird_network" in result:
-        bn = result["bird_network"]
-        print(f"bird network: FD {bn['bird_fd']['fd']:.3f} (real floor {bn['bird_fd']['floor']:.3f}), IS "
-              f"{bn['bird_is']['mean']:.3f} (real {bn['bird_is']['ceiling']:.3f})"
-              + (f", mask coverage per stage {', '.join(f'{v:.3f}' for v in bn['mask_coverage']['stages'])} "
-                 f"(uniform {bn['mask_coverage']['uniform']:.3f}, perfect 1)" if "mask_coverage" in bn else "")
-              + (f", diversity {bn['bird_diversity']['mean']:.3f} (real, one species "
-                 f"{bn['bird_diversity']['real_one_species']:.3f})" if "bird_diversity" in bn else ""))
-    if "swap" in result:
-        sw, ref = result["swap"], result["swap"]["real_test_crops"]
-        for name in ("pixel", f"{COARSE_CELLS}x{COARSE_CELLS}"):
-            m = f"mean_abs_{name}_difference"
-            print(f"noise effect ({m}): {sw[m + '_same_caption']:.1f} between the noises of one caption vs "
-                  f"{sw[m + '_other_caption']:.1f} between captions; real test crops "
-                  f"{ref[m + '_same_species']:.1f} within a species vs {ref[m + '_other_species']:.1f} between")
+    if scored is not None:
+        swap_grid(scored).save(args.out / "results_swap.png")
+    print(f"\nThe demo's scores, each beside what it is read against ({args.out / 'results.json'}: headline):")
+    print("\n".join(headline_lines(result["headline"], len(samples))))
     return result
 
 

@@ -192,19 +192,3 @@ def same_data_dir(args: Any) -> Optional[str]:
         return ("--colour_accuracy, --bird_net and --mask_coverage name different data sets ("
                 + ", ".join(f"--{k} {v}" for k, v in given.items() if v) + "); evaluate one at a time.")
     return None
-
-
-def score_folder(folder: str | Path, data_dir: str | Path, names: Sequence[str], splits: int = 10,
-                 batch_size: int = 50) -> dict:
-    """The bird metrics ``names`` of a sample folder, without Inception (what ``IS.py --bird_net`` and
-    ``--mask_coverage`` report for them): for reports that only want the scores that mean something."""
-    from miscc.metrics.images import open_image_dir, record_images
-    from miscc.metrics.registry import compute_metrics
-
-    images, records = open_image_dir(folder)
-    ctx = EvalContext(images=images, records=records, data_dir=str(data_dir), splits=min(splits, len(images)),
-                      batch_size=batch_size)
-    if records is not None:
-        ctx.record_images = record_images(folder, records)
-    ctx.state["mask_coverage_dir"] = str(folder)
-    return compute_metrics(names, ctx)

@@ -66,6 +66,9 @@ class MetricSpec:
     setup: Optional[Callable[[Any, EvalContext], None]] = None
     report: Optional[Callable[[dict], str]] = None
     listed: bool = False  # IS.py's metrics.json always holds its key (null when not asked for)
+    # The levels its value is read against, as (field of its entry, name), e.g. ("floor", "real-image
+    # floor"): drawn as lines in metrics.png.
+    references: tuple[tuple[str, str], ...] = ()
 
     @property
     def result_key(self) -> str:
@@ -81,6 +84,13 @@ class MetricSpec:
         if isinstance(entry, dict):
             entry = entry.get(self.scalar)
         return None if entry is None else float(entry)
+
+    def reference_levels(self, results: dict) -> dict[str, float]:
+        """{name: level} of its ``references`` found in ``results`` (its entry as IS.py writes it)."""
+        entry = results.get(self.result_key)
+        if not isinstance(entry, dict):
+            return {}
+        return {name: float(entry[field]) for field, name in self.references if entry.get(field) is not None}
 
     def better(self, a: float, b: float) -> bool:
         return a < b if self.lower_is_better else a > b
@@ -221,6 +231,7 @@ def _colour_accuracy(ctx: EvalContext) -> dict:
 
 register(MetricSpec(
     "colour_accuracy", _colour_accuracy, ("images", "records", "data_dir"), scalar="accuracy", in_training=True,
+    references=(("chance", "chance"),),
     image_fn=_colour_hits, prepare=_colour_prepare, asked_by="colour_accuracy",
     options=(Option("--colour_accuracy", dict(metavar="DATA_DIR", help="body-colour accuracy against the "
                     "synthetic bird set (tools/birds/make_birds.py) whose test captions made the samples")),),
@@ -257,6 +268,7 @@ def _part_metric(name: str) -> Callable[[EvalContext], dict]:
 for _name in PART_METRICS:
     register(MetricSpec(
         _name, _part_metric(_name), ("images", "records", "data_dir"), scalar="accuracy", in_training=True,
+        references=(("shuffled_caption_baseline", "shuffled captions"), ("chance", "chance")),
         image_fn=_part_values(_name), prepare=lambda ctx, n=_name: _part_prepare(n, ctx), asked_by="colour_accuracy",
         setup=lambda args, ctx: setattr(ctx, "data_dir", args.colour_accuracy),
         report=lambda c, n=_name: f"colour accuracy ({n.split('_')[0]}) = {c['accuracy']:.4f} (shuffled "
@@ -311,6 +323,7 @@ def _coverage_setup(args: Any, ctx: EvalContext) -> None:
 
 register(MetricSpec(
     "bird_fd", bird_metrics.bird_fd, ("images", "data_dir"), tag="FD_birds", scalar="fd", lower_is_better=True,
+    references=(("floor", "real-image floor"),),
     in_training=True, image_fn=bird_metrics.bird_outputs, prepare=bird_metrics.prepare_bird, asked_by="bird_net",
     options=(Option("--bird_net", dict(metavar="DATA_DIR", help="FD and IS on the bird feature network of this "
                     "synthetic bird set (python -m tools.bird_features DATA_DIR builds it)")),),
@@ -319,6 +332,7 @@ register(MetricSpec(
                      f"{e['real_images']} real test images)"))
 register(MetricSpec(
     "bird_is", bird_metrics.bird_is, ("images", "data_dir"), tag="IS_birds", in_training=True,
+    references=(("ceiling", "real-image ceiling"),),
     image_fn=bird_metrics.bird_outputs, prepare=bird_metrics.prepare_bird, asked_by="bird_net",
     setup=_bird_setup,
     report=lambda e: f"IS (bird network, {e['classes']} species) = {e['mean']:.4f} ± {e['std']:.4f} (real test "
@@ -334,6 +348,7 @@ register(MetricSpec(
                      f"(real images of one species: {e['real_one_species']:.4f})"))
 register(MetricSpec(
     "mask_coverage", bird_metrics.coverage, ("images", "records", "data_dir"), tag="mask_coverage",
+    references=(("uniform", "uniform mask"),),
     in_training=True, image_fn=bird_metrics.coverage_values, prepare=bird_metrics.prepare_coverage,
     asked_by="mask_coverage",
     options=(Option("--mask_coverage", dict(metavar="DATA_DIR", help="share of each stage mask on the bird, "

@@ -35,7 +35,7 @@ from miscc.errors import SSAGANError
 from miscc.watch.display import epoch_grid, metrics_plot
 from miscc.watch.inputs import check_eval_inputs
 from miscc.watch.eval_set import EvalSet, load_or_draw
-from miscc.watch.history import MetricsHistory, needing, scalar_values
+from miscc.watch.history import MetricsHistory, needing, reference_series, scalar_values
 from miscc.metrics import METRICS, EvalContext, GeneratedImages, MetricSpec, compute_metrics
 from miscc.metrics.images import is_cub_folder
 from miscc.metrics.inception import FEATURE_DIM, LOGITS_DIM, RANDOM_WEIGHTS, Features, InceptionExtractor
@@ -419,7 +419,8 @@ class TrainingWatch:
                   for name in series}
         best = self.history.best() if self.settings.best_metric != "none" else None
         image = metrics_plot([line["epoch"] for line in lines], series, titles,
-                             (self.settings.best_metric, best["epoch"]) if best else None)
+                             (self.settings.best_metric, best["epoch"]) if best else None,
+                             reference_series(lines, list(series)))
         image.save(self.layout.metrics_plot)
 
     def _best_record(self, line: dict) -> dict:

@@ -25,6 +25,16 @@ def scalar_values(results: dict, names: Sequence[str]) -> dict[str, float]:
     return values
 
 
+def reference_series(lines: Sequence[dict], names: Sequence[str]) -> dict[str, dict[str, list[Optional[float]]]]:
+    """Per metric of ``names``, each of its reference levels (the registry's ``references``, e.g. FD's
+    real-image floor) at every line of ``lines``; None where a line lacks it."""
+    out = {}
+    for name in names:
+        levels = [METRICS[name].reference_levels(line) for line in lines]
+        out[name] = {label: [level.get(label) for level in levels] for _, label in METRICS[name].references}
+    return out
+
+
 class MetricsHistory:
     """``metrics.jsonl`` (one line per evaluation, in epoch order) and the best line by one metric."""
 
