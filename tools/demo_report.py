@@ -4,9 +4,15 @@
     python -m tools.demo_report --data_dir data/birds_demo --write_swap_captions output/demo/swap.txt
     python main.py --cfg cfg/demo.yml --sample --captions output/demo/swap.txt --per_caption 4 \
         --out_dir output/demo/samples/swap
-    # 2. the report
+    # 2. IS.py's scores (no Inception) of the folders they fit: one caption per test image, the swap captions
+    python IS.py --image_dir output/demo/samples/one_per_image --no_inception --bird_net data/birds_demo \
+        --mask_coverage data/birds_demo --colour_accuracy data/birds_demo --out output/demo/results/metrics.json
+    python IS.py --image_dir output/demo/samples/swap --no_inception --bird_net data/birds_demo \
+        --bird_diversity --out output/demo/results/metrics_swap.json
+    # 3. the report
     python -m tools.demo_report --samples output/demo/samples/every_caption --data_dir data/birds_demo \
-        --swap_samples output/demo/samples/swap --swap_captions output/demo/swap.txt --out output/demo/results
+        --swap_samples output/demo/samples/swap --swap_captions output/demo/swap.txt --out output/demo/results \
+        --metrics_json output/demo/results/metrics.json output/demo/results/metrics_swap.json
 
 Writes ``results.json``: ``headline``, the scores that mean something each beside what it is read
 against (printed too, see ``headline_lines``): per scored part (body = breast/belly, head = crown, wing)
