@@ -86,3 +86,11 @@ def test_the_epoch_grid_puts_each_image_over_its_masks_beside_the_real_image():
         row, col = divmod(s, MASKS_PER_LINE)
         y0, x0 = HEADER + TILE + row * mask, x + col * mask
         assert (grid[y0:y0 + mask, x0:x0 + mask] == 100 + s).all(), s
+
+
+def test_the_sampler_grid_keeps_every_space_of_its_captions_visible():
+    size = 64  # the demo's and the ablation's image size: a 10-px caption font
+    for text in CAPTIONS:
+        grid = np.asarray(caption_grid([(text, [[flat(0, size)]])], size))
+        n_lines, spaces = visible_spaces(grid[:, :3 * size], 2, 2, 10, lines=6)
+        assert spaces == text.count(" ") - (n_lines - 1), text  # wrapped at spaces, every other space shows

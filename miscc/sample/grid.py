@@ -165,7 +165,9 @@ def labelled_grid(rows: Sequence[Row], style: GridStyle, title: str = "",
 def caption_grid(blocks: Sequence[Row], size: int) -> Image.Image:
     """The sampler's and the page's grid: ``blocks`` are (caption, lines of tiles) per caption, tiles
     ``size`` x ``size``, the caption in a text panel ``3 * size`` wide."""
-    return labelled_grid(blocks, GridStyle(tile=(size, size), text_width=3 * size, font_size=max(10, size // 16)))
+    fs = max(10, size // 16)
+    return labelled_grid(blocks, GridStyle(tile=(size, size), text_width=3 * size, font_size=fs,
+                                           min_word_space=0.4 * fs))  # ~4 px at 10 px: words stay apart
 
 
 def caption_block(text: str, images: Sequence[Tile], masks: Sequence[Sequence[Tile]], layout: str
