@@ -123,6 +123,11 @@ class Run:
                  "last" if same_noise else "none", "--out_dir", str(out_dir), *(["--same_noise"] if same_noise else [])]
         return self._script(extra, {**self.opts(), "TRAIN.NET_G": str(generator)})
 
+    def diversity_command(self, samples: Path, out: Path) -> list[str]:
+        """IS.py on the diversity samples: the bird-network scores only (no Inception offline)."""
+        return [self.plan.python, "IS.py", "--image_dir", str(samples), "--no_inception", "--bird_net",
+                str(self.plan.data_dir), "--bird_diversity", "--workers", "0", "--out", str(out)]
+
 
 def test_texts(data_dir: Path) -> list[tuple[str, str]]:
     """(key, shortest caption) of every test image, in the split's order: the shortest, so that the

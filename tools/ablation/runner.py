@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from miscc.errors import SSAGANError
-from miscc.metrics.bird_metrics import score_folder
 from miscc.run.layout import atomic_write_json
 from tools.ablation.plan import DIVERSITY_NOISES, GRID_NOISES, Plan, Run, load_record, write_captions
 from tools.ablation.variants import DAMSM_CONFIG, VARIANTS
@@ -146,9 +145,9 @@ def execute(run: Run, children: Children, threads: int, grid: bool) -> dict:
             if samples.exists():  # cut short: the runner's own derived files, redone from the generator
                 shutil.rmtree(samples)
             if timed("evaluate", run.sample_command(generator, captions / "diversity.txt", DIVERSITY_NOISES,
-                                                    samples)) != 0:
+                                                    samples)) != 0 or \
+                    timed("evaluate", run.diversity_command(samples, result)) != 0:
                 return {"status": "failed", "step": f"{which} evaluation"}
-            atomic_write_json(result, score_folder(samples, run.plan.data_dir, ["bird_diversity"]))
         entry = json.loads(result.read_text(encoding="utf-8"))["bird_diversity"]
         evaluations[which] = {"generator": generator.name, "bird_diversity": entry}
     if grid and (generator := run.generator_file("final")) is not None:
