@@ -33,7 +33,7 @@ import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -251,6 +251,29 @@ def headline(parts: dict, swap: Optional[dict], evaluations: Sequence[tuple[str,
     return out
 
 
+def _colour_line(e: dict, h: dict) -> str:
+    parts = [f"body {e['value']:.3f} (chance {e['chance']:.3f})"]
+    parts += [f"{part} {h[key]['value']:.3f} (shuffled captions {h[key]['shuffled_captions']:.3f})"
+              for key, part in (("crown_colour", "crown"), ("wing_colour", "wings")) if key in h]
+    return f"colour as training measures it: {', '.join(parts)} - {e['images']} samples of {e['samples']}"
+
+
+# The headline's score lines in order: (its key in the headline, its line from the entry and the headline).
+HEADLINE_SCORES: tuple[tuple[str, Callable[[dict, dict], str]], ...] = (
+    ("colour_accuracy", _colour_line),
+    ("bird_fd", lambda e, h: f"FD on the bird network: {e['value']:.3f} (real-image floor {e['floor']:.3f}; lower is "
+                             f"better) - {e['images']} samples of {e['samples']} vs the {e['real_images']} real test images"),
+    ("bird_is", lambda e, h: f"IS on the bird network: {e['value']:.3f} ± {e['std']:.3f} (real-image ceiling "
+                             f"{e['ceiling']:.3f}; {e['classes']} species) - {e['samples']}"),
+    ("r_precision", lambda e, h: f"R-precision (demo DAMSM): {e['value']:.3f} ± {e['std']:.3f} (chance {e['chance']:.3f}: "
+                                 f"1 true vs {e['mismatched']} mismatched captions) - {e['samples']}"),
+    ("mask_coverage", lambda e, h: "mask coverage per stage, first to last: " + " ".join(f"{v:.3f}" for v in e["stages"])
+                                   + f" (uniform mask {e['uniform']:.3f}, perfect {e['perfect']:g}) - {e['samples']}"),
+    ("bird_diversity", lambda e, h: f"noise diversity on the bird network: {e['value']:.3f} (real images of one species "
+                                    f"{e['real_one_species']:.3f}) over {e['captions']} captions - {e['samples']}"),
+)
+
+
 def headline_lines(h: dict, n_samples: int) -> list[str]:
     """The headline as the quickstart prints it."""
     lines = [f"{f'colour the caption names ({n_samples} samples)':<44}{'generated':>10}{'chance':>8}"
@@ -263,32 +286,7 @@ def headline_lines(h: dict, n_samples: int) -> list[str]:
         w = h["swap_body_colour"]
         lines.append(f"body colour of {w['captions']} captions differing in one colour word ({w['samples']} samples): "
                      f"{w['accuracy']:.3f} (chance {w['chance']:.3f})")
-    if "colour_accuracy" in h:
-        e = h["colour_accuracy"]
-        parts = [f"body {e['value']:.3f} (chance {e['chance']:.3f})"]
-        parts += [f"{part} {h[key]['value']:.3f} (shuffled captions {h[key]['shuffled_captions']:.3f})"
-                  for key, part in (("crown_colour", "crown"), ("wing_colour", "wings")) if key in h]
-        lines.append(f"colour as training measures it: {', '.join(parts)} - {e['images']} samples of {e['samples']}")
-    if "bird_fd" in h:
-        e = h["bird_fd"]
-        lines.append(f"FD on the bird network: {e['value']:.3f} (real-image floor {e['floor']:.3f}; lower is better) "
-                     f"- {e['images']} samples of {e['samples']} vs the {e['real_images']} real test images")
-    if "bird_is" in h:
-        e = h["bird_is"]
-        lines.append(f"IS on the bird network: {e['value']:.3f} ± {e['std']:.3f} (real-image ceiling {e['ceiling']:.3f}; "
-                     f"{e['classes']} species) - {e['samples']}")
-    if "r_precision" in h:
-        e = h["r_precision"]
-        lines.append(f"R-precision (demo DAMSM): {e['value']:.3f} ± {e['std']:.3f} (chance {e['chance']:.3f}: 1 true vs "
-                     f"{e['mismatched']} mismatched captions) - {e['samples']}")
-    if "mask_coverage" in h:
-        e = h["mask_coverage"]
-        lines.append("mask coverage per stage, first to last: " + " ".join(f"{v:.3f}" for v in e["stages"])
-                     + f" (uniform mask {e['uniform']:.3f}, perfect {e['perfect']:g}) - {e['samples']}")
-    if "bird_diversity" in h:
-        e = h["bird_diversity"]
-        lines.append(f"noise diversity on the bird network: {e['value']:.3f} (real images of one species "
-                     f"{e['real_one_species']:.3f}) over {e['captions']} captions - {e['samples']}")
+    lines += [line(h[key], h) for key, line in HEADLINE_SCORES if key in h]
     lines += [f"not measured: {key} ({how})" for key, how in h["not_measured"].items()]
     return lines
 

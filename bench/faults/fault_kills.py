@@ -98,11 +98,11 @@ def max_abs_diff(a: Path, b: Path) -> float:
 @dataclass
 class KillReport:
     """Section (a)'s figures: the straight run's times, what each kill hit, and how the end compares."""
-    straight_s: float = 0.0
-    startup_s: float = 0.0
-    epoch_s: float = 0.0
-    attempts: int = 0
-    kills: int = 0
+    straight_s: float = 0.0          # the uninterrupted run, start to end
+    startup_s: float = 0.0           # its start-up, before the first epoch
+    epoch_s: float = 0.0             # one of its epochs
+    attempts: int = 0                # runs started (the first plus every resume)
+    kills: int = 0                   # SIGKILLs sent
     kills_in_write: int = 0          # a temp file was still there after the kill
     kills_before_training: int = 0  # before the start line (imports, data, models)
     finished_early: int = 0         # an attempt that finished before its kill came
