@@ -17,6 +17,8 @@ step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 bg_pids=()
 in_background() { "$@" & bg_pids+=($!); }
 wait_all() { local status=0; for pid in "${bg_pids[@]}"; do wait "$pid" || status=1; done; bg_pids=(); return $status; }
+# A failing step ends the script (set -e): its background partners end with it, not write on alone.
+trap 'kill ${bg_pids[@]+"${bg_pids[@]}"} 2>/dev/null || true' EXIT
 
 step "install"
 python -m pip install -q -r requirements.txt

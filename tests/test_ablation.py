@@ -112,9 +112,16 @@ def test_a_killed_quick_ablation_resumes_without_redoing_runs_and_writes_the_tab
     proc = _run(_ablation(out, birds, damsm, "--quick", "--seeds", "2", "--print_commands", "--opts", *SMALL))
     commands = [line for line in proc.stdout.splitlines() if not line.startswith("#")]
     assert len(commands) == 1 + 4 + 1 and "--prepare_only" in commands[0] and "--table" in commands[-1]
+    assert all("--threads 1" in c for c in commands)  # a scheduler's job runs as the runner would
     assert sorted(c.split("--only ")[1].split()[0] for c in commands[1:-1]) == \
         ["id0_seed100", "id0_seed101", "id1_seed100", "id1_seed101"]
 
     # Another recipe in the same folder is refused: its runs would not be comparable.
     proc = _run(_ablation(out, birds, damsm, "--quick", "--opts", *SMALL, "TRAIN.NF", "8"))
     assert proc.returncode == 2 and "other opts" in proc.stderr
+
+
+def test_a_table_of_a_folder_without_finished_runs_is_refused_and_writes_nothing(tmp_path, capsys):
+    from tools.ablation.__main__ import main
+    assert main(["--out", str(tmp_path / "typo"), "--table"]) == 2
+    assert "holds no finished run" in capsys.readouterr().err and not (tmp_path / "typo").exists()

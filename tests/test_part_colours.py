@@ -2,7 +2,6 @@
 images matched to other captions, each reported beside its shuffled-caption baseline and chance."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 from miscc.errors import SSAGANError
 from miscc.run.layout import atomic_write_json
 from miscc.run.lock import FolderLock
-from tools.ablation.plan import PLAN_FILE, Plan
+from tools.ablation.plan import PLAN_FILE, RUN_RECORD, Plan
 from tools.ablation.runner import Children, Schedule, prepare
 from tools.ablation.table import ABLATION_MD, write_table
 from tools.ablation.variants import FIRST_SEED, QUICK_OPTS, QUICK_VARIANTS, VARIANTS
@@ -85,7 +85,7 @@ def check_plan_file(plan: Plan) -> None:
 
 def print_commands(args: argparse.Namespace, plan: Plan) -> None:
     base = [sys.executable, "-m", "tools.ablation", "--out", str(plan.root), "--data_dir", str(plan.data_dir),
-            "--variants", *plan.variants, "--seeds", str(len(plan.seeds)), "--jobs", "1",
+            "--variants", *plan.variants, "--seeds", str(len(plan.seeds)), "--jobs", "1", "--threads", str(args.threads),
             *(["--damsm", str(args.damsm)] if args.damsm else []), *(["--quick"] if args.quick else [])]
     tail = ["--opts", *args.opts] if args.opts else []
     print("# 1. once, before the runs:")
@@ -118,6 +118,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print_commands(args, plan)
             return 0
         if args.table:
+            if not any((plan.root / "runs").glob(f"*/{RUN_RECORD}")):
+                raise SSAGANError(f"{plan.root / 'runs'} holds no finished run (*/{RUN_RECORD}); give --out the "
+                                  "ablation folder whose runs/ the table is built from.")
             write_table(plan.root)
             print((plan.root / ABLATION_MD).read_text(encoding="utf-8"))
             return 0

@@ -2,7 +2,9 @@
 
 One ablation folder holds everything:
 
-    <out>/ablation.lock-free files: plan.json (what was asked), captions/ (the evaluation captions)
+    <out>/plan.json        what was asked (a later start must ask the same recipe); the runner's lock is
+                           <parent>/.<out name>.lock, beside the folder
+    <out>/captions/        the evaluation captions, the same for every run
     <out>/damsm/           the DAMSM pair every row uses (pretrained once, unless --damsm names one)
     <out>/runs/<variant>_seed<N>/   a normal run folder (main.py's), plus eval/ and ablation_run.json
 

@@ -61,11 +61,27 @@ class Children:
                     self.procs.discard(proc)
         return proc.returncode, usage.ru_utime + usage.ru_stime
 
-    def stop(self) -> None:
+    def stop(self, threads: Sequence[threading.Thread], grace: float = 30.0) -> None:
+        """SIGTERM to every child, ``grace`` seconds for the workers to see them end, then SIGKILL: a
+        child left running would hold its run folder's lock against the next start."""
         with self.lock:
             self.stopping = True
+            pids = [proc.pid for proc in self.procs]
+        for pid in pids:
+            _signal(pid, signal.SIGTERM)  # os.kill, not Popen.send_signal: only the worker's wait4 reaps
+        deadline = time.time() + grace
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.time()))
+        with self.lock:
             for proc in self.procs:
-                proc.send_signal(signal.SIGTERM)
+                _signal(proc.pid, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def prepare(plan: Plan, children: Children, say: Say, damsm_given: bool, damsm_opts: dict[str, str],
@@ -223,8 +239,9 @@ class Schedule:
         for run, _, started in self.running.values():
             e = epoch_of(run)
             parts.append(f"{run.name} " + (f"epoch {e[0]}/{e[1]}" if e else "starting") + f" {(now - started) / 60:.1f} min")
-        done = sum(1 for r in self.results.values() if r.get("status") == "done")
-        failed = sum(1 for r in self.results.values() if r.get("status") != "done")
+        results = list(self.results.values())  # worker threads add to the dict meanwhile
+        done = sum(1 for r in results if r.get("status") == "done")
+        failed = len(results) - done
         left = self.estimate(now)
         eta = f"~{left / 60:.0f} min left" if left is not None else "time left known after the first run"
         return (f"running: {', '.join(parts) or '-'} | finished {done}, failed {failed}, waiting {len(self.pending)} "
@@ -252,7 +269,7 @@ class Schedule:
                     self.say(self.status_line(now))
                     last = now
         except BaseException:
-            self.children.stop()
+            self.children.stop([thread for _, thread, _ in self.running.values()])
             raise
         return self.results
 
