@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what the project needs and run the whole test suite (CPU only, 10-14 min on 2 cores; the
-# everyday loop is `python -m pytest -q -m "not slow"`, ~2 min).
+# Install what the project needs and run the whole test suite (CPU only, ~17 min on 2 cores; the
+# everyday loop is `python -m pytest -q -m "not slow"`, under 3 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -r requirements.txt -r requirements-app.txt -r requirements-ablation.txt

@@ -36,6 +36,7 @@ def test_a_broken_evaluation_input_is_refused_before_training_writes_anything(tm
     assert not (tmp_path / "output").exists()
 
 
+@pytest.mark.slow
 def test_a_failed_evaluation_keeps_the_epoch_it_evaluates(tmp_path, birds8, monkeypatch):
     opts = {"TRAIN.EVAL_INTERVAL": 1, "TRAIN.MAX_EPOCH": 2, "EVAL.FID_NUM_IMAGES": 20,
             "EVAL.METRICS": "r_precision", "EVAL.BEST_METRIC": "r_precision"}
@@ -62,6 +63,7 @@ def test_the_best_epoch_is_chosen_among_evaluations_on_the_set_in_use(tmp_path):
     assert history.best()["epoch"] == 3
 
 
+@pytest.mark.slow
 def test_a_resume_on_a_redrawn_evaluation_set_restarts_best_epoch_tracking(tmp_path, birds8, monkeypatch, capsys):
     opts = {"TRAIN.EVAL_INTERVAL": 1, "TRAIN.MAX_EPOCH": 1, "EVAL.FID_NUM_IMAGES": 20,
             "EVAL.METRICS": "r_precision", "EVAL.BEST_METRIC": "r_precision"}

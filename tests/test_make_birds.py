@@ -208,6 +208,7 @@ def test_attribute_files_describe_every_image(synthetic_birds):
             geo.Geometry.from_attributes(a)  # the scorer can rebuild its layout prior
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     out = tmp_path / "birds_cli"
     run = subprocess.run([sys.executable, "-m", "tools.birds.make_birds", str(out), "--classes", "2",

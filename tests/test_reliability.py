@@ -415,6 +415,7 @@ def test_finetune_from_a_main_generator_says_where_the_encoders_come_from(tmp_pa
         GANTrainer("finetune").restore()
 
 
+@pytest.mark.slow
 def test_the_start_line_names_device_data_vocabulary_and_start(tmp_path, synthetic_birds, damsm_files, capsys):
     configure(tmp_path, synthetic_birds, damsm_files)
     GANTrainer("main").train()

@@ -40,6 +40,7 @@ def test_the_identity_is_the_train_file_list_not_the_folder():
         check_identity(a, split_identity(["x/1", "y/2"], "/data/birds"), "latest.pth")
 
 
+@pytest.mark.slow
 def test_a_resume_on_another_train_split_is_refused(tmp_path, synthetic_birds, damsm_files):
     configure(tmp_path, synthetic_birds, damsm_files)
     run = GANTrainer("main").train()

@@ -284,6 +284,7 @@ def test_a_kill_around_an_evaluation_then_resume_logs_every_epoch_once(tmp_path,
     assert [step for step, _ in _scalars(run)["eval/R_precision"]] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_without_inception_weights_training_continues_with_the_metrics_that_need_none(
         tmp_path, birds8, monkeypatch, capsys):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no weights file anywhere
