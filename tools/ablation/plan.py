@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from miscc.errors import SSAGANError
+from miscc.run.layout import BEST_TAG, gan_snapshot_name, newest_snapshot
 from tools.ablation.variants import BASE_CONFIG, COMMON_OPTS, VARIANTS, run_name
 
 RUN_RECORD = "ablation_run.json"
@@ -114,10 +115,9 @@ class Run:
         models = self.folder / "models"
         kind = "netG_ema" if float(self.opts().get("TRAIN.EMA_DECAY", 0)) > 0 else "netG"
         if which == "best":
-            path = models / f"{kind}_best.pth"
+            path = models / gan_snapshot_name(kind, BEST_TAG)
             return path if path.is_file() else None
-        files = sorted(p for p in models.glob(f"{kind}_[0-9]*.pth"))
-        return files[-1] if files else None
+        return newest_snapshot(models, kind)
 
     def sample_command(self, generator: Path, captions: Path, per_caption: int, out_dir: Path,
                        same_noise: bool = False) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from miscc.run.layout import atomic_write_json, atomic_write_text
+from miscc.run.layout import atomic_write_json, atomic_write_text, newest_snapshot
 from tools.ablation.plan import RUN_RECORD, load_record
 from tools.ablation.variants import VARIANTS
 
@@ -107,12 +107,11 @@ def run_summary(folder: Path) -> Optional[dict]:
         refs["bird_diversity real images of one species"] = div["real_one_species"]
     train = record.get("times", {}).get("train", {})
     steps = final.get("step") or 0
-    models = folder / "models"
-    generators = sorted(models.glob("netG_[0-9]*.pth"))
+    generator = newest_snapshot(folder / "models", "netG")
     return {"variant": record["variant"], "seed": record["seed"], "points": points, "references": refs,
             "steps": steps, "cpu_seconds_per_step": train.get("cpu_seconds", math.nan) / steps if steps else math.nan,
             "train_wall_seconds": train.get("wall_seconds"), "times": record.get("times", {}),
-            "parameters_G": parameters(generators[-1]) if generators else None,
+            "parameters_G": parameters(generator) if generator else None,
             "curves": {"epoch": [line["epoch"] for line in lines],
                        **{c.key: [line.get("values", {}).get(c.key) for line in lines] for c in COLUMNS}}}
 
