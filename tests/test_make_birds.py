@@ -240,6 +240,46 @@ def test_facing_one_way_changes_only_the_facing(tmp_path):
         make_birds(tmp_path / "bad", classes=3, per_class=1, facing="up")
 
 
+def test_parts_per_image_vary_crown_and_wing_apart_from_species_and_every_caption_names_them(tmp_path):
+    """--parts image: crown and wing colours drawn per image from the body colours (never the image's
+    own body colour), so both splits see every one and a species shows several; every caption names
+    both, and only colours the image draws."""
+    root = tmp_path / "birds_parts"
+    make_birds(root, classes=8, per_class=12, size=(64, 48), parts="image")
+    attrs = {split: load_attributes(root, split) for split in ("train", "test")}
+    for split, records in attrs.items():
+        for key, a in records.items():
+            assert a["head_colour"] in DEFAULT_BODY_COLOURS and a["head_colour"] != a["body_colour"]
+            assert a["wing_colour"] in DEFAULT_BODY_COLOURS and a["wing_colour"] != a["body_colour"]
+            assert a["crown_colour"] == a["head_colour"] and a["tail_colour"] == a["wing_colour"]
+            assert "_crowned_" not in a["species"]  # the crown is no longer the species'
+            for line in (root / "text" / f"{key}.txt").read_text().splitlines():
+                t = tokenize(line)
+                words = " ".join("grey" if w == "gray" else w for w in t)
+                assert _colour_words(t) <= _drawn_colours(a), (key, line)
+                head = rf"\b(crown|head|nape|forehead)( and nape)?"
+                assert re.search(rf"\b{a['head_colour']} {head}|{head} (that )?is (bright |dark |light )?"
+                                 rf"{a['head_colour']}\b", words), (key, line)
+                assert re.search(rf"\b{a['wing_colour']}\b", words), (key, line)
+    for part in ("head_colour", "wing_colour"):
+        per_split = [{a[part] for a in attrs[s].values()} for s in ("train", "test")]
+        assert per_split[1] <= per_split[0]  # no test colour unseen in training
+        per_species: dict[str, set] = {}
+        for a in attrs["train"].values():
+            per_species.setdefault(a["species"], set()).add(a[part])
+        assert all(len(c) >= 2 for c in per_species.values()), per_species
+    # The default rule is the one every earlier set was made with: crowns and wings fixed per species.
+    make_birds(tmp_path / "birds_species", classes=8, per_class=3, size=(64, 48))
+    fixed: dict[str, set] = {}
+    for a in load_attributes(tmp_path / "birds_species", "train").values():
+        fixed.setdefault(a["species"], set()).add((a["head_colour"], a["wing_colour"]))
+    assert all(len(c) == 1 for c in fixed.values())
+    with pytest.raises(SSAGANError, match="--parts must be one of"):
+        make_birds(tmp_path / "bad", classes=3, per_class=1, parts="body")
+    with pytest.raises(SSAGANError, match="at least 3 --body-colours"):
+        make_birds(tmp_path / "bad", classes=3, per_class=1, body_colours=("red", "blue"), parts="image")
+
+
 # --- colour_score -------------------------------------------------------------------------------
 
 def test_palette_is_cubs_fifteen_colours_far_apart_and_not_muted():

@@ -14,7 +14,7 @@ encoder's cap, so no random subsampling can drop it; the tenth is longer, like s
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -192,30 +192,32 @@ def _openers(a: Mapping, w: _Words) -> list[Callable[[], str]]:
     ]
 
 
-def _frames(a: Mapping, w: _Words) -> list[Callable[[], str]]:
-    """Whole-sentence shapes that do not fit opener + list (clauses with 'that are', 'its ... is')."""
+def _frames(a: Mapping, w: _Words) -> list[tuple[frozenset, Callable[[], str]]]:
+    """Whole-sentence shapes that do not fit opener + list (clauses with 'that are', 'its ... is'),
+    each with the parts besides the body it names."""
     c = w.colour
+    wing, both = frozenset({"wing"}), frozenset({"head", "wing"})
     frames = [
-        lambda: f"this bird has wings that are {c(a['wing_colour'])} and has {_body_phrase(a, w)}",
-        lambda: (f"the {_body_noun(w)} of this bird is {c(a['body_colour'])}, its wings are "
-                 f"{c(a['wing_colour'])} and its {_bill_noun(w)} is {c(a['bill_colour'], False)}"),
-        lambda: (f"the belly is {c(a['body_colour'])}, the wings are {c(a['wing_colour'])} and the "
-                 f"crown is {c(a['head_colour'])}"),
-        lambda: (f"{c(a['body_colour'])} {_body_noun(w)}, {c(a['head_colour'])} {_head_noun(w)}, "
-                 f"{c(a['wing_colour'])} wings and {c(a['tail_colour'])} tail"),
-        lambda: (f"this bird has a {_bill_noun(w)} that is {bill_length_words(a['bill_length'])} its "
-                 f"head and {_body_phrase(a, w)}"),
-        lambda: (f"a {c(a['body_colour'])} and {c(a['wing_colour'])} bird with a {c(a['head_colour'])} "
-                 f"{_head_noun(w)}"),
-        lambda: (f"a {_size(w, a['size'])} bird with {c(a['body_colour'])} and {c(a['wing_colour'])} "
-                 f"{w.pick('coloring', 'coloration', 'feathers', 'plumage')}"),
-        lambda: f"this bird is mostly {c(a['body_colour'])} but has {c(a['wing_colour'])} {_wing_noun(w)}",
-        lambda: (f"this bird is {c(a['body_colour'])} with {c(a['wing_colour'])} on its wings and has "
-                 f"{w.pick('small black eyes', 'a small black eye')}"),
+        (wing, lambda: f"this bird has wings that are {c(a['wing_colour'])} and has {_body_phrase(a, w)}"),
+        (wing, lambda: (f"the {_body_noun(w)} of this bird is {c(a['body_colour'])}, its wings are "
+                        f"{c(a['wing_colour'])} and its {_bill_noun(w)} is {c(a['bill_colour'], False)}")),
+        (both, lambda: (f"the belly is {c(a['body_colour'])}, the wings are {c(a['wing_colour'])} and the "
+                        f"crown is {c(a['head_colour'])}")),
+        (both, lambda: (f"{c(a['body_colour'])} {_body_noun(w)}, {c(a['head_colour'])} {_head_noun(w)}, "
+                        f"{c(a['wing_colour'])} wings and {c(a['tail_colour'])} tail")),
+        (frozenset(), lambda: (f"this bird has a {_bill_noun(w)} that is {bill_length_words(a['bill_length'])} "
+                               f"its head and {_body_phrase(a, w)}")),
+        (both, lambda: (f"a {c(a['body_colour'])} and {c(a['wing_colour'])} bird with a {c(a['head_colour'])} "
+                        f"{_head_noun(w)}")),
+        (wing, lambda: (f"a {_size(w, a['size'])} bird with {c(a['body_colour'])} and {c(a['wing_colour'])} "
+                        f"{w.pick('coloring', 'coloration', 'feathers', 'plumage')}")),
+        (wing, lambda: f"this bird is mostly {c(a['body_colour'])} but has {c(a['wing_colour'])} {_wing_noun(w)}"),
+        (wing, lambda: (f"this bird is {c(a['body_colour'])} with {c(a['wing_colour'])} on its wings and has "
+                        f"{w.pick('small black eyes', 'a small black eye')}")),
     ]
     if len({a["body_colour"], a["head_colour"], a["wing_colour"]}) == 3:
-        frames.append(lambda: (f"this colorful bird has a {c(a['head_colour'])} {_head_noun(w)}, "
-                               f"{_body_phrase(a, w)} and {c(a['wing_colour'])} wings"))
+        frames.append((both, lambda: (f"this colorful bird has a {c(a['head_colour'])} {_head_noun(w)}, "
+                                      f"{_body_phrase(a, w)} and {c(a['wing_colour'])} wings")))
     return frames
 
 
@@ -223,41 +225,51 @@ def _words(text: str) -> int:
     return len(re.findall(r"\w+", text))
 
 
-def captions(a: Mapping, rng: np.random.RandomState, n: int = 10) -> list[str]:
+def captions(a: Mapping, rng: np.random.RandomState, n: int = 10, always: Sequence[str] = ()) -> list[str]:
     """``n`` captions for one image with attributes ``a`` (the record ``make_birds`` writes).
 
     One caption of the ``n`` is longer than ``MAX_WORDS`` (as some real CUB captions are) and names
-    the body colour twice, so the encoder's random subset of words usually keeps it.
+    the body colour twice, so the encoder's random subset of words usually keeps it. ``always``: parts
+    (``head``, ``wing``) every caption names besides the body (``make_birds --parts image``); empty,
+    the captions are the ones written before the option existed, drawn from the same random numbers.
     """
     w = _Words(rng)
     long_slot = int(rng.randint(n))
     out = []
     while len(out) < n:
         if len(out) == long_slot:
-            text, fits = _long_caption(a, w), lambda k: MAX_WORDS < k <= MAX_WORDS + 10
+            text, fits = _long_caption(a, w, always), lambda k: MAX_WORDS < k <= MAX_WORDS + 10
         elif w.chance(0.2):
-            frames = _frames(a, w)
+            frames = [frame for names, frame in _frames(a, w) if names.issuperset(always)]
             text, fits = frames[int(rng.randint(len(frames)))](), lambda k: k <= MAX_WORDS
         else:
-            text, fits = _list_caption(a, w), lambda k: k <= MAX_WORDS
+            text, fits = _list_caption(a, w, always), lambda k: k <= MAX_WORDS
         if fits(_words(text)):
             out.append(_AN.sub("an ", text).strip() + ".")
     return out
 
 
-def _long_caption(a: Mapping, w: _Words) -> str:
+def _first(keys: Sequence[str], always: Sequence[str], w: _Words) -> list[str]:
+    """``keys`` in a random order, the ``always`` ones moved to the front."""
+    order = [keys[i] for i in w.rng.permutation(len(keys))]
+    return [k for k in order if k in always] + [k for k in order if k not in always]
+
+
+def _long_caption(a: Mapping, w: _Words, always: Sequence[str] = ()) -> str:
     phrases = _phrases(a, w)
-    keys = [list(phrases)[i] for i in w.rng.permutation(len(phrases))][:4]
+    keys = _first(list(phrases), always, w)[:4]
     rest = w.pick("the rest of its body is", "most of the bird is", "its belly is")
     return (f"this bird has {_body_phrase(a, w)}, {_join([phrases[k]() for k in keys], w)}, and "
             f"{rest} {w.colour(a['body_colour'])}")
 
 
-def _list_caption(a: Mapping, w: _Words) -> str:
+def _list_caption(a: Mapping, w: _Words, always: Sequence[str] = ()) -> str:
     phrases = _phrases(a, w)
-    keys = list(phrases)
-    order = [keys[i] for i in w.rng.permutation(len(keys))]
-    extras = [phrases[k]() for k in order[:1 + int(w.rng.randint(3))]]
+    order = _first(list(phrases), always, w)
+    chosen = order[:max(len(always), 1 + int(w.rng.randint(3)))]
+    if always:  # the named parts anywhere in the list, not always first
+        chosen = [chosen[i] for i in w.rng.permutation(len(chosen))]
+    extras = [phrases[k]() for k in chosen]
     if w.chance(0.35):  # body colour inside the list, where CUB annotators often put it
         opener = w.pick(f"a {_size(w, a['size'])} bird with", "this bird has", "a bird with",
                         f"this {_size(w, a['size'])} bird has", "the bird has")

@@ -2,6 +2,7 @@
 
     python -m tools.birds.make_birds OUT_DIR [--classes 20] [--per-class 30] [--seed 0] [--size W H]
                                [--body-colours yellow red ...] [--facing both|right|left]
+                               [--parts species|image]
 
 Species differ in the parts and attributes CUB-200-2011 annotates: breast/belly (body), crown/head,
 wing and tail colour from CUB's 15 colour names, bill colour, shape (cone, pointed, curved, hooked)
@@ -10,6 +11,13 @@ colour, size and body shape, tail length. Each image draws one bird of its speci
 view (pose, colour, lighting and position jittered; facing left or right, or one way with ``--facing``;
 sometimes on a branch) on a blurred, muted background, and gets 10 captions in CUB annotators'
 phrasings (``tools.birds.bird_captions``).
+
+``--parts image`` draws the crown (head) and wing colours of every image anew, from the body colours
+and never the image's own body colour, instead of fixing them per species (the tail takes the wing's
+colour), and every caption names both. With ``species`` (the default, like CUB) a part colour belongs
+to one to three species and the test species' crowns and wings take colours no training species has,
+so a model can only learn them through the species; drawn per image they vary independently of the
+body and the species, and every colour is seen in both splits (the CPU demo uses this).
 Part geometry lives in ``miscc.metrics.bird_geometry``, shared with the part-locating scorer
 (``miscc.metrics.colour``).
 
@@ -37,7 +45,7 @@ import pickle
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -55,6 +63,7 @@ DEFAULT_SIZE = (192, 144)
 DEFAULT_BODY_COLOURS = ("yellow", "red", "blue", "black", "white")
 MARKER = "SYNTHETIC.txt"
 FACINGS = ("both", "right", "left")
+PART_RULES = ("species", "image")
 _OWNED = ("CUB_200_2011", "text", "train", "test", "captions.pickle", "attributes_train.json",
           "attributes_test.json", MARKER)
 
@@ -107,7 +116,8 @@ def _pick(rng: np.random.RandomState, options: Sequence[str], avoid: Sequence[st
     return allowed[int(rng.randint(len(allowed)))]
 
 
-def _species(n_classes: int, body_colours: Sequence[str], rng: np.random.RandomState) -> list[Species]:
+def _species(n_classes: int, body_colours: Sequence[str], rng: np.random.RandomState,
+             named_by_crown: bool = True) -> list[Species]:
     # Body colours cycle through a shuffled order: every colour gets training species (the first 75%)
     # and, with at least len(body_colours) test classes, each colour also gets a test species.
     order = [body_colours[i] for i in rng.permutation(len(body_colours))]
@@ -121,7 +131,8 @@ def _species(n_classes: int, body_colours: Sequence[str], rng: np.random.RandomS
         eye_mark = _pick(rng, ("none", "none", "ring", "eyebrow"))
         pattern = _pick(rng, ("solid",) * 5 + ("spotted", "striped"))
         noun = NOUNS[int(rng.randint(len(NOUNS)))]
-        name = (f"{body.capitalize()}_{noun}" if head == body
+        # (drawn either way, so that a species is the same bird under both --parts rules)
+        name = (f"{body.capitalize()}_{noun}" if head == body or not named_by_crown
                 else f"{head.capitalize()}_crowned_{body.capitalize()}_{noun}")
         out.append(Species(
             class_id=i + 1, folder=f"{i + 1:03d}.{name}", name=name, body_colour=body, head_colour=head,
@@ -133,6 +144,21 @@ def _species(n_classes: int, body_colours: Sequence[str], rng: np.random.RandomS
             bill_shape=bill_shape, bill_length=_pick(rng, BILL_LENGTHS[bill_shape]), eye_mark=eye_mark,
             wingbars=int(rng.choice([0, 0, 0, 1, 2]))))
     return out
+
+
+# What --parts image draws per image (tools.birds.bird_captions names them in every caption).
+IMAGE_PARTS = ("head", "wing")
+
+
+def _with_parts_of_image(sp: Species, colours: Sequence[str], rng: np.random.RandomState) -> Species:
+    """The species with crown and wing colours of this image: any of ``colours`` but the body's; the
+    tail follows the wing, the wing bars and eye marks keep off the new colours."""
+    head = _pick(rng, colours, (sp.body_colour,))
+    wing = _pick(rng, colours, (sp.body_colour,))
+    return replace(sp, head_colour=head, wing_colour=wing, tail_colour=wing,
+                   wingbar_colour=_pick(rng, WINGBAR_COLOURS, (wing,)),
+                   eye_mark_colour=_pick(rng, MARK_COLOURS, (head,)),
+                   bill_colour=sp.bill_colour if sp.bill_colour != head else _pick(rng, BILL_COLOURS, (head,)))
 
 
 def _muted(rng: np.random.RandomState) -> np.ndarray:
@@ -278,9 +304,14 @@ def _prepare_out_dir(out: Path) -> None:
 
 
 def _check(classes: int, per_class: int, size: tuple[int, int], body_colours: Sequence[str],
-           facing: str = "both") -> None:
+           facing: str = "both", parts: str = "species") -> None:
     if facing not in FACINGS:
         raise SSAGANError(f"--facing must be one of {', '.join(FACINGS)}, got {facing!r}")
+    if parts not in PART_RULES:
+        raise SSAGANError(f"--parts must be one of {', '.join(PART_RULES)}, got {parts!r}")
+    if parts == "image" and len(body_colours) < 3:
+        raise SSAGANError(f"--parts image draws crown and wing colours from the body colours other than the "
+                          f"image's own: give at least 3 --body-colours, got {len(body_colours)}")
     if classes < 2:
         raise SSAGANError(f"--classes must be >= 2 (one train and one test class), got {classes}")
     if per_class < 1:
@@ -295,18 +326,21 @@ def _check(classes: int, per_class: int, size: tuple[int, int], body_colours: Se
 
 def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 30, seed: int = 0,
                size: tuple[int, int] = DEFAULT_SIZE,
-               body_colours: Sequence[str] = DEFAULT_BODY_COLOURS, facing: str = "both") -> dict[str, int]:
+               body_colours: Sequence[str] = DEFAULT_BODY_COLOURS, facing: str = "both",
+               parts: str = "species") -> dict[str, int]:
     """Write the data set; returns the number of images per split, {'train': n, 'test': m}.
 
     ``facing``: ``both`` (each image left or right at random, like photographs) or ``right`` / ``left``
     (every bird that way; the CPU demo trains without random flips on such a set).
+    ``parts``: ``species`` (crown and wing colours fixed per species, like CUB) or ``image`` (drawn per
+    image from ``body_colours``, named by every caption; see the module's docstring).
     """
     body_colours = tuple(body_colours)
-    _check(classes, per_class, size, body_colours, facing)
+    _check(classes, per_class, size, body_colours, facing, parts)
     out = Path(out_dir)
     _prepare_out_dir(out)
     rng = np.random.RandomState(seed)
-    species = _species(classes, body_colours, rng)
+    species = _species(classes, body_colours, rng, named_by_crown=parts == "species")
     n_test = max(1, int(round(0.25 * classes)))
     split_of = {sp.class_id: ("train" if i < classes - n_test else "test") for i, sp in enumerate(species)}
 
@@ -319,10 +353,11 @@ def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 3
         (out / "text" / sp.folder).mkdir(parents=True, exist_ok=True)
         for j in range(per_class):
             key = f"{sp.folder}/{sp.name}_{j + 1:04d}"
-            jpeg, extra = _draw_image(sp, size, rng, facing)
-            record = _attributes(sp, extra)
+            bird = _with_parts_of_image(sp, body_colours, rng) if parts == "image" else sp
+            jpeg, extra = _draw_image(bird, size, rng, facing)
+            record = _attributes(bird, extra)
             (out / "CUB_200_2011" / "images" / f"{key}.jpg").write_bytes(jpeg)
-            caps = write_captions(record, rng)
+            caps = write_captions(record, rng, always=IMAGE_PARTS if parts == "image" else ())
             (out / "text" / f"{key}.txt").write_text("\n".join(caps) + "\n", encoding="utf-8")
             image_rows.append(f"{len(image_rows) + 1} {key}.jpg")
             bbox_rows.append(f"{len(bbox_rows) + 1} " + " ".join(f"{v:.1f}" for v in extra["bbox"]))
@@ -344,7 +379,8 @@ def make_birds(out_dir: str | os.PathLike, classes: int = 20, per_class: int = 3
     (out / MARKER).write_text(
         "Synthetic CUB-layout bird set written by `python -m tools.birds.make_birds`.\n"
         f"classes={classes} per_class={per_class} seed={seed} size={size[0]}x{size[1]} "
-        f"body_colours={','.join(body_colours)}" + ("" if facing == "both" else f" facing={facing}") + "\n"
+        f"body_colours={','.join(body_colours)}" + ("" if facing == "both" else f" facing={facing}")
+        + ("" if parts == "species" else f" parts={parts}") + "\n"
         f"train classes={classes - n_test} ({len(names['train'])} images), "
         f"test classes={n_test} ({len(names['test'])} images)\n")
     return {"train": len(names["train"]), "test": len(names["test"])}
@@ -363,11 +399,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              f"{' '.join(DEFAULT_BODY_COLOURS)}; any of {' '.join(NAMES)})")
     parser.add_argument("--facing", choices=FACINGS, default="both",
                         help="both (default: left or right at random) or every bird facing right / left")
+    parser.add_argument("--parts", choices=PART_RULES, default="species",
+                        help="crown and wing colours fixed per species (default, like CUB) or drawn per image "
+                             "from the body colours and named by every caption (image)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
         counts = make_birds(args.out_dir, args.classes, args.per_class, args.seed, tuple(args.size),
-                            args.body_colours, args.facing)
+                            args.body_colours, args.facing, args.parts)
     except SSAGANError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
