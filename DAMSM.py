@@ -156,6 +156,40 @@ class CNN_ENCODER(nn.Module):
         return self.emb_features(local), self.emb_cnn_code(x)
 
 
+class SMALL_CNN_ENCODER(nn.Module):
+    """A small trainable trunk + the same projections: the DAMSM image encoder of offline CPU demos.
+
+    Not in the released code (TRAIN.DAMSM_TRUNK 'small'). A random *frozen* Inception trunk, all an
+    offline demo has without the ImageNet download, pools away what small parts look like: the sentence
+    embeddings DAMSM pretraining aligns with it then carry the body colour and little of the crown or
+    wings. Four stride-2 convolutions trained with the projections see them. Same contract as
+    ``CNN_ENCODER``: ``forward(x in [-1,1]) -> (local[B, nef, R, R], global[B, nef])``, the input
+    resized to ``input_size`` first (75 -> 10x10 regions, 5x5 before the global pooling).
+    """
+
+    def __init__(self, nef: int, input_size: int = 75, width: int = 32):
+        super().__init__()
+        self.input_size = input_size
+        self.nef = nef
+        chans = (3, width, 2 * width, 4 * width, 8 * width)
+        layers = []
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.LeakyReLU(0.2, inplace=True)]
+        self.trunk = nn.Sequential(*layers)
+        self.emb_features = nn.Conv2d(chans[3], nef, 1, 1, 0, bias=False)
+        self.emb_cnn_code = nn.Linear(chans[4], nef)
+
+    def forward(self, x: torch.Tensor):
+        x = F.interpolate(x, size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
+        local = self.trunk[:9](x)  # three conv-BN-LeakyReLU stages: the regions words attend to
+        code = self.trunk[9:](local).mean(dim=(2, 3))
+        return self.emb_features(local), self.emb_cnn_code(code)
+
+
+DAMSM_TRUNKS = ("inception", "small")  # TRAIN.DAMSM_TRUNK
+
+
 def cli_main(argv=None) -> None:
     """The command line of ``python DAMSM.py``: DAMSM pretraining (``miscc.train.damsm``)."""
     from miscc.config.cli import base_parser, in_process_group, run_main  # the library imports this file: lazily

@@ -175,3 +175,28 @@ def test_resume_without_a_state_is_an_error(synthetic_birds, tmp_path):
     configure(["--resume"] + damsm_argv(tmp_path, "none", 1, "DATA_DIR", str(synthetic_birds)))
     with pytest.raises(SSAGANError, match="nothing to resume"):
         pretrain()
+
+
+def test_the_small_trunk_learns_with_the_projections_and_its_files_name_their_trunk(birds, tmp_path):
+    """TRAIN.DAMSM_TRUNK small (offline demos): the trunk's weights change in pretraining (the Inception
+    trunk's never do), the files load into the small encoder only, and building the other trunk from
+    them names the key to set."""
+    from miscc.run.encoders import EncoderSpec, image_encoder
+
+    configure(damsm_argv(tmp_path, "small", 2, "DATA_DIR", str(birds), "TRAIN.DAMSM_TRUNK", "small",
+                         "TRAIN.SNAPSHOT_INTERVAL", "1"))
+    history = pretrain()
+    reset_cfg()
+    assert history[-1].train_total < history[0].train_total
+    folder = models(tmp_path, "small")
+    first, last = load_file(folder / "image_encoder0.pth"), load_file(folder / "image_encoder1.pth")
+    assert not torch.equal(first["trunk.0.weight"], last["trunk.0.weight"])
+    small = EncoderSpec(256, input_size=75, trunk="small")
+    local, code = image_encoder(small, folder / "image_encoder1.pth").eval()(torch.zeros(2, 3, 32, 32))
+    assert local.shape == (2, 256, 10, 10) and code.shape == (2, 256)
+    with pytest.raises(SSAGANError, match="TRAIN.DAMSM_TRUNK 'small'.*set TRAIN.DAMSM_TRUNK small"):
+        image_encoder(EncoderSpec(256, input_size=75), folder / "image_encoder1.pth")
+    inception = tmp_path / "inception.pth"
+    torch.save(CNN_ENCODER(256, pretrained=False, input_size=75).state_dict(), inception)
+    with pytest.raises(SSAGANError, match="TRAIN.DAMSM_TRUNK 'inception'"):
+        image_encoder(small, inception)

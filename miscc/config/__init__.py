@@ -140,6 +140,10 @@ SPEC: tuple[Key, ...] = (
     Key("TRAIN.DAMSM_INPUT_SIZE", 299, "Resize of images entering the DAMSM image encoder (299 released); "
         "lower (>= 75, Inception's minimum) only for cheap CPU demos, and the same in DAMSM pretraining and GAN "
         "training.", check=at_least(75)),
+    Key("TRAIN.DAMSM_TRUNK", "inception", "New: trunk of the DAMSM image encoder. `inception` = the released frozen "
+        "Inception-v3; `small` = four stride-2 convolutions trained with the projections (offline CPU demos: a "
+        "random frozen Inception does not see small parts such as the crown). Same in DAMSM pretraining and GAN "
+        "training.", ("inception", "small")),
     Key("TRAIN.DAMSM_IMAGENET", True, "DAMSM pretraining starts the frozen Inception trunk from ImageNet "
         "weights (the original); False = random trunk, for offline demos only."),
     Key("TRAIN.DAMSM_WEIGHT", -1.0, "Weight of the DAMSM loss in the generator loss; negative = the released "

@@ -52,9 +52,10 @@ def damsm_smoothing() -> DAMSMSmoothing:
 
 
 def encoder_spec(nef: Optional[int] = None) -> EncoderSpec:
-    """The DAMSM encoders' shape: TEXT.EMBEDDING_DIM (or ``nef``), RNN_TYPE, TEXT.WORDS_NUM, DAMSM_INPUT_SIZE."""
+    """The DAMSM encoders' shape: TEXT.EMBEDDING_DIM (or ``nef``), RNN_TYPE, TEXT.WORDS_NUM, DAMSM_INPUT_SIZE,
+    DAMSM_TRUNK."""
     return EncoderSpec(cfg.TEXT.EMBEDDING_DIM if nef is None else nef, cfg.RNN_TYPE, cfg.TEXT.WORDS_NUM,
-                       cfg.TRAIN.DAMSM_INPUT_SIZE)
+                       cfg.TRAIN.DAMSM_INPUT_SIZE, cfg.TRAIN.DAMSM_TRUNK)
 
 
 def build_text_encoder(n_words: int, path: Optional[str] = None,

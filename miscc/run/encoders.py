@@ -1,7 +1,7 @@
 """The DAMSM encoder pair, built in one place for training, pretraining, sampling and evaluation.
 
 ``EncoderSpec`` holds what defines an encoder's shape (TEXT.EMBEDDING_DIM, RNN_TYPE, TEXT.WORDS_NUM,
-TRAIN.DAMSM_INPUT_SIZE); callers fill it from their config and pass it down, so a GRU text encoder is
+TRAIN.DAMSM_INPUT_SIZE, TRAIN.DAMSM_TRUNK); callers fill it from their config and pass it down, so a GRU text encoder is
 built as a GRU wherever it is loaded. Weights come from released-format files: the text encoder
 through the one loader that checks the vocabulary (``miscc.run.checkpoint.load_text_encoder``), the image
 encoder strictly.
@@ -12,18 +12,20 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from DAMSM import CNN_ENCODER, RNN_ENCODER
+from DAMSM import CNN_ENCODER, RNN_ENCODER, SMALL_CNN_ENCODER
 from miscc.run.checkpoint import load_checkpoint, load_text_encoder, text_encoder_rows
+from miscc.errors import SSAGANError
 from miscc.run.layout import image_encoder_beside
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """The shape of a DAMSM encoder pair (the released pairs: 256, LSTM, 18 words, 299 px)."""
+    """The shape of a DAMSM encoder pair (the released pairs: 256, LSTM, 18 words, 299 px, Inception)."""
     nef: int = 256
     rnn_type: str = "LSTM"
     words_num: int = 18
     input_size: int = 299
+    trunk: str = "inception"
 
 
 def text_encoder(n_words: int, spec: EncoderSpec, path: str | os.PathLike = "",
@@ -35,16 +37,38 @@ def text_encoder(n_words: int, spec: EncoderSpec, path: str | os.PathLike = "",
     return encoder
 
 
-def image_encoder(spec: EncoderSpec, path: str | os.PathLike = "", imagenet: bool = False) -> CNN_ENCODER:
-    """CNN_ENCODER of ``spec``, loaded from ``path`` unless it is ''.
+def image_encoder(spec: EncoderSpec, path: str | os.PathLike = "", imagenet: bool = False
+                  ) -> CNN_ENCODER | SMALL_CNN_ENCODER:
+    """The image encoder of ``spec`` (CNN_ENCODER, or SMALL_CNN_ENCODER for trunk 'small'), loaded from
+    ``path`` unless it is ''.
 
     ``imagenet``: start from the ImageNet Inception trunk (a download); pointless when ``path`` replaces
-    every weight.
+    every weight, and the small trunk has none.
     """
-    encoder = CNN_ENCODER(spec.nef, pretrained=imagenet, input_size=spec.input_size)
+    if spec.trunk == "small":
+        encoder = SMALL_CNN_ENCODER(spec.nef, input_size=spec.input_size)
+    else:
+        encoder = CNN_ENCODER(spec.nef, pretrained=imagenet, input_size=spec.input_size)
     if path:
+        other = "inception" if spec.trunk == "small" else "small"
+        if _trunk_of(path) == other:
+            raise SSAGANError(f"{path} is an image encoder with TRAIN.DAMSM_TRUNK {other!r}, but the config builds "
+                              f"{spec.trunk!r}: set TRAIN.DAMSM_TRUNK {other} (as in the DAMSM pretraining that "
+                              f"wrote it).")
         load_checkpoint(encoder, path)
     return encoder
+
+
+def _trunk_of(path: str | os.PathLike) -> str | None:
+    """'small' or 'inception' from the keys of an image encoder file (None when neither shows)."""
+    try:
+        import torch
+        keys = torch.load(path, map_location="cpu", weights_only=True).keys()
+    except Exception:  # unreadable: load_checkpoint says so in its own words
+        return None
+    if any(k.startswith("trunk.") for k in keys):
+        return "small"
+    return "inception" if any(k.startswith("Mixed_") for k in keys) else None
 
 
 def encoder_pair(text_path: str | os.PathLike, image_path: Optional[str | os.PathLike], spec: EncoderSpec,

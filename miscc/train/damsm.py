@@ -127,7 +127,7 @@ class DAMSMTrainer(TrainLoop):
     LATEST = LATEST_DAMSM
     WHAT = "DAMSM pretraining"
     FROZEN_KEYS = ("TEXT.EMBEDDING_DIM", "RNN_TYPE", "TRAIN.DAMSM_INPUT_SIZE", "DATASET_NAME",
-                   "TRAIN.DAMSM_IMAGENET")
+                   "TRAIN.DAMSM_IMAGENET", "TRAIN.DAMSM_TRUNK")
     RELEASED_KEY = "TRAIN.NET_E"
 
     def __init__(self, device: torch.device, start_over: bool = False):

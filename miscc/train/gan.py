@@ -91,7 +91,7 @@ class GANTrainer(TrainLoop):
     # The generator variant (GAN.SSACN, GAN.FUSION, TEXT.CA, EMA on/off) is checked as a whole by
     # ``load_state_extra``; the vocabulary by its fingerprint.
     FROZEN_KEYS = ("TRAIN.NF", "TREE.BASE_SIZE", "DATASET_NAME", "TEXT.EMBEDDING_DIM", "TEXT.DAMSM_NAME", "RNN_TYPE",
-                   "TRAIN.DAMSM_INPUT_SIZE")
+                   "TRAIN.DAMSM_INPUT_SIZE", "TRAIN.DAMSM_TRUNK")
     RELEASED_KEY = "TRAIN.NET_G"
 
     def __init__(self, mode: str = "main", device: Optional[torch.device] = None, start_over: bool = False):
