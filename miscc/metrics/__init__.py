@@ -25,9 +25,20 @@ One module per job:
 
 ``IS.py`` is the command line; docs/EVALUATION.md pins the protocol.
 """
-from miscc.metrics.context import EvalContext
-from miscc.metrics.registry import METRICS, MetricSpec, Option, compute_metrics, register, training_metrics
-from miscc.metrics.sources import GeneratedImages, ImageSource
+from __future__ import annotations
 
-__all__ = ["EvalContext", "METRICS", "MetricSpec", "Option", "compute_metrics", "register", "training_metrics",
-           "GeneratedImages", "ImageSource"]
+import importlib
+from typing import Any
+
+# Resolved on first use (PEP 562): tools that need one light module (the bird set's writer imports
+# bird_geometry and colour) do not pay for the registry's imports, seconds of start-up.
+_EXPORTS = {"EvalContext": "context", "METRICS": "registry", "MetricSpec": "registry", "Option": "registry",
+            "compute_metrics": "registry", "register": "registry", "training_metrics": "registry",
+            "GeneratedImages": "sources", "ImageSource": "sources"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
