@@ -1,9 +1,10 @@
 """Crown and wing colour of generated synthetic birds, each read against its shuffled-caption baseline.
 
 Body colour (``colour_accuracy``) is what a short run learns first; the paper's claim is about *where*
-the text acts, so the smaller parts are scored too. In the synthetic set a part's colour is tied to its
-species (each crown or wing colour belongs to few species), so an image-blind generator that only
-follows the body colour already scores above the frequency chance on them: the baseline that says
+the text acts, so the smaller parts are scored too. In a synthetic set made with ``--parts species`` (the
+default) a part's colour is tied to its species (each crown or wing colour belongs to few species), so an
+image-blind generator that only follows the body colour already scores above the frequency chance on
+them; with ``--parts image`` (the demo's set) they vary per image. Either way, the baseline that says
 whether the *caption* is followed is the same predictions matched to shuffled captions
 (``colour.shuffled_baseline``), reported beside every accuracy.
 """

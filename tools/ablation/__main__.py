@@ -18,7 +18,7 @@ from miscc.run.lock import FolderLock
 from tools.ablation.plan import PLAN_FILE, RUN_RECORD, Plan
 from tools.ablation.runner import Children, Schedule, prepare
 from tools.ablation.table import ABLATION_MD, write_table
-from tools.ablation.variants import FIRST_SEED, QUICK_OPTS, QUICK_VARIANTS, VARIANTS
+from tools.ablation.variants import DAMSM_CONFIG, FIRST_SEED, QUICK_OPTS, QUICK_VARIANTS, VARIANTS
 
 DEFAULT_DATA = Path("data/birds_demo")  # cfg/demo.yml's DATA_DIR: the quickstart's set is reused
 QUICK_DAMSM_OPTS = {"TRAIN.MAX_EPOCH": "2"}
@@ -60,10 +60,17 @@ def make_plan(args: argparse.Namespace) -> Plan:
     n_seeds = args.seeds or (1 if args.quick else 3)
     if n_seeds < 1:
         raise SSAGANError(f"--seeds {n_seeds}: need at least one seed.")
-    damsm = args.damsm or root / "damsm" / "DAMSM_demo" / "models" / ("text_encoder1.pth" if args.quick
-                                                                      else "text_encoder9.pth")
+    damsm_epochs = int(QUICK_DAMSM_OPTS["TRAIN.MAX_EPOCH"]) if args.quick else _damsm_epochs()
+    damsm = args.damsm or root / "damsm" / "DAMSM_demo" / "models" / f"text_encoder{damsm_epochs - 1}.pth"
     return Plan(root=root, data_dir=args.data_dir, damsm=damsm, variants=variants,
                 seeds=[FIRST_SEED + i for i in range(n_seeds)], opts=opts)
+
+
+def _damsm_epochs() -> int:
+    """TRAIN.MAX_EPOCH of the DAMSM demo config: the pair the rows use is its last epoch's."""
+    import yaml
+    with open(DAMSM_CONFIG, encoding="utf-8") as f:
+        return int(yaml.safe_load(f)["TRAIN"]["MAX_EPOCH"])
 
 
 def check_plan_file(plan: Plan) -> None:

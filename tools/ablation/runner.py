@@ -96,7 +96,8 @@ def prepare(plan: Plan, children: Children, say: Say, damsm_given: bool, damsm_o
                               "(part colours, bird-network FD/IS, mask coverage) need one. Give --data_dir a folder "
                               "made by python -m tools.birds.make_birds, or an empty/new one to make it there.")
         say(f"synthetic birds -> {data}")
-        _check(children.call([plan.python, "-m", "tools.birds.make_birds", str(data), "--facing", "right"], log, env),
+        make = ["-m", "tools.birds.make_birds", str(data), "--facing", "right", "--parts", "image"]  # the demo's set
+        _check(children.call([plan.python, *make], log, env),
                "making the data set", log)
     if not (data / "bird_net.pt").is_file():
         say(f"bird feature network -> {data / 'bird_net.pt'}")

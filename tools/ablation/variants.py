@@ -1,6 +1,6 @@
 """The rows of the ablation: each variant is the demo recipe (cfg/demo.yml) plus its own switches.
 
-The demo recipe is what 896 CPU steps can learn (docs/DEMO.md explains every choice); every row keeps
+The demo recipe is what a few hundred CPU steps can learn (docs/DEMO.md explains every choice); every row keeps
 it, so rows differ only by the switches listed here. The base row is ID1 (= the demo without its
 generator average): CSA and EMA are each ID1 plus one part, as the paper's rows are cumulative.
 """
