@@ -77,11 +77,12 @@ step "evaluation"
 in_background python IS.py --image_dir output/demo/samples/one_per_image --no_inception --bird_net data/birds_demo \
     --mask_coverage data/birds_demo --colour_accuracy data/birds_demo --r_precision --cfg cfg/demo.yml \
     --captions_pickle data/birds_demo/captions.pickle --out output/demo/results/metrics.json
+# How much of each part's colour the sentence embeddings carry (what the generator's blocks see of a caption).
+mkdir -p output/demo/results
+in_background python -m tools.text_probe --cfg cfg/demo.yml --out output/demo/results/text_probe.json
 # Noise diversity needs several samples per caption: the swap captions' 4 noises each.
 python IS.py --image_dir output/demo/samples/swap --no_inception --bird_net data/birds_demo --bird_diversity \
     --out output/demo/results/metrics_swap.json
-# How much of each part's colour the sentence embeddings carry (what the generator's blocks see of a caption).
-python -m tools.text_probe --cfg cfg/demo.yml --out output/demo/results/text_probe.json
 wait_all
 python -m tools.demo_report --samples output/demo/samples/every_caption --data_dir data/birds_demo \
     --swap_samples output/demo/samples/swap --swap_captions output/demo/swap_captions.txt \

@@ -59,16 +59,16 @@ def _split_captions(data_dir: str) -> dict[str, tuple[list[list[int]], list[str]
     return out
 
 
-L2_GRID = (1e-3, 1e-4, 1e-5, 1e-6)  # the probe's L2 penalty is chosen among these on held-out training images
+L2_GRID = (1e-4, 1e-5, 1e-6)  # the probe's L2 penalty is chosen among these on held-out training images
 
 
 def fit_probe(train_x: np.ndarray, train_y: np.ndarray, n_classes: int, l2: float, steps: int = 200
               ) -> torch.nn.Linear:
     """Multinomial logistic regression (L-BFGS, L2 penalty ``l2`` on the weights) on float features."""
     torch.manual_seed(0)
-    x, y = torch.as_tensor(train_x, dtype=torch.float64), torch.as_tensor(train_y)
-    probe = torch.nn.Linear(x.shape[1], n_classes).double()
-    opt = torch.optim.LBFGS(probe.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+    x, y = torch.as_tensor(train_x, dtype=torch.float32), torch.as_tensor(train_y)
+    probe = torch.nn.Linear(x.shape[1], n_classes)
+    opt = torch.optim.LBFGS(probe.parameters(), max_iter=steps, history_size=10, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -82,7 +82,7 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, n_classes: int, l2: floa
 
 def _accuracy(probe: torch.nn.Linear, x: np.ndarray, y: np.ndarray) -> float:
     with torch.no_grad():
-        return float((probe(torch.as_tensor(x, dtype=torch.float64)).argmax(1).numpy() == y).mean())
+        return float((probe(torch.as_tensor(x, dtype=torch.float32)).argmax(1).numpy() == y).mean())
 
 
 def probe_accuracy(train_x: np.ndarray, train_labels: Sequence[str], train_groups: Sequence[str],
