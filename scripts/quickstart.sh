@@ -43,7 +43,8 @@ bg_pids=()
 in_background() { "$@" & bg_pids+=($!); }
 wait_all() { local status=0; for pid in "${bg_pids[@]}"; do wait "$pid" || status=1; done; bg_pids=(); return $status; }
 # A failing step ends the script (set -e): its background partners end with it, not write on alone.
-trap 'kill ${bg_pids[@]+"${bg_pids[@]}"} 2>/dev/null || true' EXIT
+probe_pid=
+trap 'kill ${bg_pids[@]+"${bg_pids[@]}"} $probe_pid 2>/dev/null || true' EXIT
 
 step "install"
 python -m pip install -q -r requirements.txt
@@ -61,6 +62,11 @@ step "SSA-GAN training (cfg/demo.yml)"
 alone python main.py --cfg cfg/demo.yml --gpu -1
 
 step "sampling: every test caption (1,500), one caption per test image (150), captions differing in one colour word"
+# How much of each part's colour the sentence embeddings carry (what the generator's blocks see of a caption):
+# it needs only the text encoder, so it runs through sampling and evaluation, waited for before the report.
+mkdir -p output/demo/results
+python -m tools.text_probe --cfg cfg/demo.yml --out output/demo/results/text_probe.json > output/demo/results/text_probe.txt &
+probe_pid=$!
 in_background python main.py --cfg cfg/demo.yml --gpu -1 --sample --out_dir output/demo/samples/every_caption
 python main.py --cfg cfg/demo.yml --gpu -1 --sample --caption_mode random --masks all \
     --out_dir output/demo/samples/one_per_image
@@ -77,13 +83,11 @@ step "evaluation"
 in_background python IS.py --image_dir output/demo/samples/one_per_image --no_inception --bird_net data/birds_demo \
     --mask_coverage data/birds_demo --colour_accuracy data/birds_demo --r_precision --cfg cfg/demo.yml \
     --captions_pickle data/birds_demo/captions.pickle --out output/demo/results/metrics.json
-# How much of each part's colour the sentence embeddings carry (what the generator's blocks see of a caption).
-mkdir -p output/demo/results
-in_background python -m tools.text_probe --cfg cfg/demo.yml --out output/demo/results/text_probe.json
 # Noise diversity needs several samples per caption: the swap captions' 4 noises each.
 python IS.py --image_dir output/demo/samples/swap --no_inception --bird_net data/birds_demo --bird_diversity \
     --out output/demo/results/metrics_swap.json
 wait_all
+wait "$probe_pid"; cat output/demo/results/text_probe.txt
 python -m tools.demo_report --samples output/demo/samples/every_caption --data_dir data/birds_demo \
     --swap_samples output/demo/samples/swap --swap_captions output/demo/swap_captions.txt \
     --out output/demo/results --metrics_json output/demo/results/metrics.json output/demo/results/metrics_swap.json
