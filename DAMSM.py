@@ -187,9 +187,6 @@ class SMALL_CNN_ENCODER(nn.Module):
         return self.emb_features(local), self.emb_cnn_code(code)
 
 
-DAMSM_TRUNKS = ("inception", "small")  # TRAIN.DAMSM_TRUNK
-
-
 def cli_main(argv=None) -> None:
     """The command line of ``python DAMSM.py``: DAMSM pretraining (``miscc.train.damsm``)."""
     from miscc.config.cli import base_parser, in_process_group, run_main  # the library imports this file: lazily

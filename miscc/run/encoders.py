@@ -1,8 +1,8 @@
 """The DAMSM encoder pair, built in one place for training, pretraining, sampling and evaluation.
 
 ``EncoderSpec`` holds what defines an encoder's shape (TEXT.EMBEDDING_DIM, RNN_TYPE, TEXT.WORDS_NUM,
-TRAIN.DAMSM_INPUT_SIZE, TRAIN.DAMSM_TRUNK); callers fill it from their config and pass it down, so a GRU text encoder is
-built as a GRU wherever it is loaded. Weights come from released-format files: the text encoder
+TRAIN.DAMSM_INPUT_SIZE, TRAIN.DAMSM_TRUNK); callers fill it from their config and pass it down, so a GRU
+text encoder is built as a GRU wherever it is loaded. Weights come from released-format files: the text encoder
 through the one loader that checks the vocabulary (``miscc.run.checkpoint.load_text_encoder``), the image
 encoder strictly.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Optional
+
+import torch
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER, SMALL_CNN_ENCODER
 from miscc.run.checkpoint import load_checkpoint, load_text_encoder, text_encoder_rows
@@ -62,7 +64,6 @@ def image_encoder(spec: EncoderSpec, path: str | os.PathLike = "", imagenet: boo
 def _trunk_of(path: str | os.PathLike) -> str | None:
     """'small' or 'inception' from the keys of an image encoder file (None when neither shows)."""
     try:
-        import torch
         keys = torch.load(path, map_location="cpu", weights_only=True).keys()
     except Exception:  # unreadable: load_checkpoint says so in its own words
         return None

@@ -188,13 +188,18 @@ def metrics_plot(epochs: Sequence[int], series: dict[str, Sequence[Optional[floa
                 draw.text((x - font_.getlength(label) / 2, y1 + 5), label, fill="black", font=font_)
         draw.text((x1 - font_.getlength("epoch"), y1 + 19), "epoch", fill="black", font=font_)
         draw.rectangle((x0, y0, x1, y1), outline="black")
-        for label, levels in panel.references:
+        taken: list[float] = []  # tops of the reference labels drawn: levels close together (chance and
+        for label, levels in panel.references:  # shuffled captions) would print one label over another
             flat = len({v for _, v in levels}) == 1
             coords = ([(x0 + 1, y_of(levels[0][1])), (x1 - 1, y_of(levels[0][1]))] if flat
                       else [(x_of(e), y_of(v)) for e, v in levels])
             _dashed(draw, coords, REFERENCE_COLOUR)
             text = f"{label} {levels[-1][1]:.3g}"
-            ly = coords[-1][1] - 15 if coords[-1][1] - 15 > y0 else coords[-1][1] + 2
+            line_y = coords[-1][1]
+            spots = [line_y - 15 - 14 * k for k in range(4)] + [line_y + 2 + 14 * k for k in range(4)]
+            inside = [ly for ly in spots if y0 < ly < y1 - 13] or [line_y + 2]
+            ly = next((ly for ly in inside if all(abs(ly - t) >= 14 for t in taken)), inside[0])
+            taken.append(ly)
             draw.text((x1 - 4 - font_.getlength(text), ly), text, fill=REFERENCE_COLOUR, font=font_)
         coords = [(x_of(e), y_of(v)) for e, v in panel.points]
         if len(coords) > 1:
