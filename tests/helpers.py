@@ -43,8 +43,11 @@ def state_dict_rows(module: torch.nn.Module) -> list[tuple[str, tuple[int, ...],
 # test changes only what it is about): 64 px, 4 generator channels, batches of 6 (the synthetic set's 18
 # train images make 3 steps), one epoch whose snapshots are all written, no loader workers, 3 x 3 DAMSM
 # regions (75 px encoder input).
+# The released (Inception) DAMSM trunk whatever the base config says: ``random_damsm`` writes that shape, and
+# the demo configs' small trunk (TRAIN.DAMSM_TRUNK small) has tests of its own.
 TINY = {"TREE.BASE_SIZE": 64, "TRAIN.NF": 4, "TRAIN.BATCH_SIZE": 6, "TRAIN.MAX_EPOCH": 1, "TRAIN.WARMUP_EPOCHS": 0,
-        "TRAIN.GSAVE_INTERVAL": 1, "TRAIN.DSAVE_INTERVAL": 1, "WORKERS": 0, "TRAIN.DAMSM_INPUT_SIZE": 75}
+        "TRAIN.GSAVE_INTERVAL": 1, "TRAIN.DSAVE_INTERVAL": 1, "WORKERS": 0, "TRAIN.DAMSM_INPUT_SIZE": 75,
+        "TRAIN.DAMSM_TRUNK": "inception"}
 # conftest's shared synthetic bird set: 4 species x 6 images at 64x48, 3 train species (18 images), 1 test species.
 TINY_BIRDS = {"classes": 4, "per_class": 6, "seed": 0, "size": (64, 48)}
 

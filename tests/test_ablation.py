@@ -21,8 +21,10 @@ from datasets import TextDataset
 from tests.helpers import bird_set, random_damsm
 
 REPO = Path(__file__).resolve().parents[1]
-# The demo recipe made small enough for seconds per epoch (the set is large enough for every score).
-SMALL = ["TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "6", "EVAL.FID_NUM_IMAGES", "12", "EVAL.BATCH_SIZE", "6"]
+# The demo recipe made small enough for seconds per epoch (the set is large enough for every score), with
+# the DAMSM trunk of tests.helpers.random_damsm's pair.
+SMALL = ["TRAIN.NF", "4", "TRAIN.BATCH_SIZE", "6", "EVAL.FID_NUM_IMAGES", "12", "EVAL.BATCH_SIZE", "6",
+         "TRAIN.DAMSM_TRUNK", "inception"]
 
 
 @pytest.fixture(scope="module")
