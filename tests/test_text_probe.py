@@ -78,3 +78,5 @@ def test_command_line_names_a_missing_encoder_or_captions_pickle(tmp_path, capsy
     save_released(RNN_ENCODER(10, nhidden=256), encoder)
     assert main(["--data_dir", str(root), "--text_encoder", str(encoder)]) == 2
     assert "captions.pickle does not exist" in capsys.readouterr().err
+    assert main(["--data_dir", str(tmp_path), "--text_encoder", str(encoder)]) == 2  # no attributes: not ours
+    assert "is not a synthetic bird set (no attributes_train.json)" in capsys.readouterr().err

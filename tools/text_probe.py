@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import sys
 from collections import Counter
 from typing import Optional, Sequence
@@ -31,6 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from datasets import TextDataset
 from miscc.errors import SSAGANError
 from miscc.metrics.colour import SCORED_PARTS, load_attributes
 from miscc.metrics.rprecision import encode_sentences
@@ -38,25 +38,11 @@ from miscc.metrics.rprecision import encode_sentences
 PROBED_PARTS = ("body", "head", "wing")
 
 
-def _split_captions(data_dir: str) -> dict[str, tuple[list[list[int]], list[str]]]:
-    """split -> (token-id captions, the image key of each) from the set's captions.pickle."""
-    path = os.path.join(data_dir, "captions.pickle")
-    if not os.path.isfile(path):
-        raise SSAGANError(f"{path} does not exist: it is built by the first training or DAMSM pretraining "
-                          f"on {data_dir} (python DAMSM.py --cfg ...).")
-    with open(path, "rb") as f:
-        train_caps, test_caps = pickle.load(f, encoding="latin1")[:2]
-    out = {}
-    for split, caps in (("train", train_caps), ("test", test_caps)):
-        with open(os.path.join(data_dir, split, "filenames.pickle"), "rb") as f:
-            names = pickle.load(f, encoding="latin1")
-        if len(caps) % len(names):
-            raise SSAGANError(f"{path}: {len(caps)} {split} captions for {len(names)} images; rebuild it "
-                              f"(delete it, it is made again on the next run).")
-        per_image = len(caps) // len(names)
-        keep = [i for i, c in enumerate(caps) if len(c)]
-        out[split] = ([list(caps[i]) for i in keep], [names[i // per_image] for i in keep])
-    return out
+def _split_captions(split: TextDataset) -> tuple[list[list[int]], list[str]]:
+    """(token-id captions, the image key of each) of one split, its empty captions left out."""
+    per_image = split.embeddings_num
+    keep = [i for i, c in enumerate(split.captions) if len(c)]
+    return [list(split.captions[i]) for i in keep], [split.filenames[i // per_image] for i in keep]
 
 
 L2_GRID = (1e-4, 1e-5, 1e-6)  # the probe's L2 penalty is chosen among these on held-out training images
@@ -108,10 +94,12 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def text_probe(data_dir: str, text_encoder: torch.nn.Module, random_encoder: torch.nn.Module,
+def text_probe(splits: dict[str, TextDataset], text_encoder: torch.nn.Module, random_encoder: torch.nn.Module,
                parts: Sequence[str] = PROBED_PARTS) -> dict:
-    """The probe's figures per part (see the module's docstring), for ``text_encoder`` and a random one."""
-    captions = _split_captions(data_dir)
+    """The probe's figures per part (see the module's docstring), for ``text_encoder`` and a random one;
+    ``splits``: the train and test split of a synthetic bird set."""
+    captions = {s: _split_captions(splits[s]) for s in ("train", "test")}
+    data_dir = splits["train"].data_dir
     attrs = {split: load_attributes(data_dir, split) for split in ("train", "test")}
     feats = {name: {split: _unit(encode_sentences(enc, captions[split][0])) for split in ("train", "test")}
              for name, enc in (("trained", text_encoder), ("random", random_encoder))}
@@ -136,7 +124,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from miscc.config import cfg, cfg_from_file, cfg_from_list
     from miscc.config.factory import encoder_spec
     from miscc.run.encoders import text_encoder
-    from miscc.metrics.rprecision import read_vocabulary
 
     p = argparse.ArgumentParser(prog="python -m tools.text_probe", description=__doc__.split("\n")[0])
     p.add_argument("--cfg", default="cfg/demo.yml", help="config naming the data and the text encoder")
@@ -153,13 +140,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not path or not os.path.isfile(path):
             raise SSAGANError(f"text encoder {path!r} does not exist: pretrain it (python DAMSM.py --cfg ...) "
                               f"or give --text_encoder.")
+        if not os.path.isfile(os.path.join(data_dir, "attributes_train.json")):
+            raise SSAGANError(f"{data_dir} is not a synthetic bird set (no attributes_train.json): the probe needs "
+                              f"each image's colours, which python -m tools.birds.make_birds writes.")
         captions_pickle = os.path.join(data_dir, "captions.pickle")
-        n_words = len(read_vocabulary(captions_pickle))
+        if not os.path.isfile(captions_pickle):  # never rebuilt here: the encoder's word ids are its own
+            raise SSAGANError(f"{captions_pickle} does not exist: it is built by the first training or DAMSM "
+                              f"pretraining on {data_dir} (python DAMSM.py --cfg ...).")
+        splits = {s: TextDataset(data_dir, s, captions_per_image=cfg.TEXT.CAPTIONS_PER_IMAGE,
+                                 words_num=cfg.TEXT.WORDS_NUM, dataset_name=cfg.DATASET_NAME)
+                  for s in ("train", "test")}
+        vocabulary = splits["train"]
         spec = encoder_spec()
-        trained = text_encoder(n_words, spec, path, captions_pickle).eval()
+        trained = text_encoder(vocabulary.n_words, spec, path, captions_pickle, vocabulary.vocab_fingerprint).eval()
         torch.manual_seed(0)
-        random_encoder = text_encoder(n_words, spec).eval()
-        result = text_probe(data_dir, trained, random_encoder)
+        random_encoder = text_encoder(vocabulary.n_words, spec).eval()
+        result = text_probe(splits, trained, random_encoder)
     except SSAGANError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

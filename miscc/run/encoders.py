@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional
-
-import torch
+from typing import Mapping, Optional
 
 from DAMSM import CNN_ENCODER, RNN_ENCODER, SMALL_CNN_ENCODER
-from miscc.run.checkpoint import load_checkpoint, load_text_encoder, text_encoder_rows
+from miscc.run.checkpoint import load_checkpoint, load_file, load_text_encoder, text_encoder_rows
 from miscc.errors import SSAGANError
 from miscc.run.layout import image_encoder_beside
 
@@ -52,21 +50,22 @@ def image_encoder(spec: EncoderSpec, path: str | os.PathLike = "", imagenet: boo
     else:
         encoder = CNN_ENCODER(spec.nef, pretrained=imagenet, input_size=spec.input_size)
     if path:
-        other = "inception" if spec.trunk == "small" else "small"
-        if _trunk_of(path) == other:
-            raise SSAGANError(f"{path} is an image encoder with TRAIN.DAMSM_TRUNK {other!r}, but the config builds "
-                              f"{spec.trunk!r}: set TRAIN.DAMSM_TRUNK {other} (as in the DAMSM pretraining that "
-                              f"wrote it).")
-        load_checkpoint(encoder, path)
+        try:
+            load_checkpoint(encoder, path)
+        except SSAGANError as e:  # the keys do not fit: name the key to set when the file is the other trunk
+            other = "inception" if spec.trunk == "small" else "small"
+            if _trunk_of(path) == other:
+                raise SSAGANError(f"{path} is an image encoder with TRAIN.DAMSM_TRUNK {other!r}, but the config "
+                                  f"builds {spec.trunk!r}: set TRAIN.DAMSM_TRUNK {other} (as in the DAMSM "
+                                  f"pretraining that wrote it).") from e
+            raise
     return encoder
 
 
 def _trunk_of(path: str | os.PathLike) -> str | None:
     """'small' or 'inception' from the keys of an image encoder file (None when neither shows)."""
-    try:
-        keys = torch.load(path, map_location="cpu", weights_only=True).keys()
-    except Exception:  # unreadable: load_checkpoint says so in its own words
-        return None
+    state = load_file(path)
+    keys = state.keys() if isinstance(state, Mapping) else ()
     if any(k.startswith("trunk.") for k in keys):
         return "small"
     return "inception" if any(k.startswith("Mixed_") for k in keys) else None

@@ -67,10 +67,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
 
 
 def _damsm_epochs() -> int:
-    """TRAIN.MAX_EPOCH of the DAMSM demo config: the pair the rows use is its last epoch's."""
-    import yaml
-    with open(DAMSM_CONFIG, encoding="utf-8") as f:
-        return int(yaml.safe_load(f)["TRAIN"]["MAX_EPOCH"])
+    """TRAIN.MAX_EPOCH of the DAMSM demo config, as the config system resolves it: the pair the rows use
+    is its last epoch's."""
+    from miscc.config import cfg_from_file, reset_cfg
+    reset_cfg()
+    return int(cfg_from_file(DAMSM_CONFIG).TRAIN.MAX_EPOCH)
 
 
 def check_plan_file(plan: Plan) -> None:
